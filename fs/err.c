@@ -1,0 +1,47 @@
+/*
+ * err: formatting of error reports (see err.h).
+ */
+#include "err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int err_set(struct err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return code;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int err_prefix(struct err *e, int code, const char *fmt, ...)
+{
+	char prefix[ERR_MSG_MAX];
+	char old[ERR_MSG_MAX];
+	va_list ap;
+
+	if (!e)
+		return code;
+	if (!e->code)
+		e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, e->msg, sizeof(old));
+	snprintf(e->msg, sizeof(e->msg), "%s%s", prefix, old);
+	return e->code;
+}
+
+void err_clear(struct err *e)
+{
+	if (!e)
+		return;
+	e->code = 0;
+	e->msg[0] = '\0';
+}
