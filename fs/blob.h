@@ -1,0 +1,117 @@
+/*
+ * blob: one layer blob (a byte range of a file) seen as its decompressed stream.
+ *
+ * A blob is opened on the byte range [offset, offset + length) of a file
+ * descriptor: a blobs/sha256/<hex> file of an OCI layout, or a member of an
+ * image tar. Its compression is detected from the magic bytes, never from a
+ * media type or a name: gzip (one or more members), zstd (one or more frames,
+ * skippable frames allowed), or none (a raw tar).
+ *
+ * There are two ways in:
+ *
+ *  - blob_stream: one sequential pass over the whole decompressed stream, made
+ *    once by the layer indexer. While it runs, the blob computes the sha256 of
+ *    the stored bytes and of the decompressed stream, and records seek points
+ *    (a checkpoint about every BLOB_SEEK_SPAN bytes of output, plus the free
+ *    ones at gzip member and zstd frame starts), so that later random reads
+ *    decompress at most about BLOB_SEEK_SPAN bytes.
+ *
+ *  - blob_pread: random access into the decompressed stream. Safe to call from
+ *    many threads at once. Correct at any offset even before a stream pass (it
+ *    then decompresses from the start).
+ *
+ * Every resource that the input controls is bounded by struct blob_limits:
+ * the decompressed size, the expansion ratio, the zstd window.
+ *
+ * Ownership: a blob does not own fd; the caller keeps it open until blob_free().
+ * A blob_stream borrows its blob; free the stream before the blob.
+ */
+#ifndef STRATA_BLOB_H
+#define STRATA_BLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+#define BLOB_SEEK_SPAN (1u << 20)
+
+enum blob_compression {
+	BLOB_RAW,
+	BLOB_GZIP,
+	BLOB_ZSTD,
+};
+
+struct blob_limits {
+	uint64_t max_output;	      /* bound on the decompressed size, bytes */
+	uint64_t max_expansion;	      /* bound on decompressed / stored size, when stored > 1 MiB */
+	unsigned zstd_window_log_max; /* bound on the zstd window (log2 bytes) */
+};
+
+struct blob_digests {
+	unsigned char stored[32];	/* sha256 of the blob as stored (the layer digest) */
+	unsigned char decompressed[32]; /* sha256 of the decompressed stream (the diff_id) */
+	uint64_t stored_size;
+	uint64_t decompressed_size;
+};
+
+struct blob;
+struct blob_stream;
+
+/* Fills l with the defaults: 256 GiB output, ratio 2000, zstd window 2^30. */
+void blob_limits_default(struct blob_limits *l);
+
+/*
+ * Opens the blob at [offset, offset + length) of fd and sniffs its compression.
+ * lim may be NULL for the defaults. The blob is returned in *ret_blob.
+ */
+int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits *lim,
+	      struct blob **ret_blob, struct err *err);
+void blob_free(struct blob *b);
+
+enum blob_compression blob_compression(const struct blob *b);
+const char *blob_compression_name(enum blob_compression c); /* "none", "gzip", "zstd" */
+uint64_t blob_stored_size(const struct blob *b);
+
+/*
+ * Size of the decompressed stream, or -1 while unknown (a compressed blob
+ * before its stream pass has finished).
+ */
+int64_t blob_size(const struct blob *b);
+
+/* Starts the sequential pass. Only one stream per blob at a time. */
+int blob_stream_open(struct blob *b, struct blob_stream **ret_stream, struct err *err);
+
+/*
+ * Returns the next run of decompressed bytes: a count > 0 with *ret_data
+ * pointing at them (valid until the next call), 0 at the end of the stream, or
+ * a negative errno.
+ */
+ssize_t blob_stream_next(struct blob_stream *s, const void **ret_data, struct err *err);
+
+/*
+ * Reads whatever the caller left unread, then fills *ret_digests and hands the
+ * seek points and the decompressed size to the blob. Bytes after the end of the
+ * compressed data (trailing zeros) are hashed as stored but produce no output.
+ */
+int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, struct err *err);
+void blob_stream_free(struct blob_stream *s);
+
+/*
+ * Reads up to len bytes at offset off of the decompressed stream into buf.
+ * Returns the count read (short only at the end of the stream) or a negative
+ * errno. Thread-safe.
+ */
+ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct err *err);
+
+/*
+ * The seek points as one flat, position-independent byte string (for the on-disk
+ * layer cache), and back. blob_index_export returns a malloc'd buffer the caller
+ * frees. blob_index_import validates what it is given (a corrupt or foreign
+ * index is refused with -EINVAL, never trusted) and sets the decompressed size.
+ */
+int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, struct err *err);
+int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err);
+
+#endif
