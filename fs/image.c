@@ -1,0 +1,386 @@
+/*
+ * image: opening, indexing and the lazily built views (see image.h).
+ *
+ * Layers are indexed by a small pool of threads that take the next layer
+ * from a shared counter, so that a big layer and many small ones keep every
+ * core busy. Each thread reads its own blob, so nothing is shared but the
+ * counter.
+ */
+#include "image.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+struct lazy_view {
+	pthread_mutex_t lock;
+	struct tree *tree;
+};
+
+struct image {
+	char *path;
+	struct source *src;
+	struct source_image *si;
+	uint32_t n;
+	struct blob **blobs;
+	struct layer **layers;
+	struct blob_digests *digests;
+	char **layer_names; /* "layer 02 sha256:..." for messages */
+	struct tree *merged;
+	struct lazy_view *layer_views;
+	struct lazy_view *stack_views;
+	struct buf history;
+	char **warnings;
+	uint32_t nwarnings;
+};
+
+struct index_job {
+	struct image *img;
+	const struct image_opts *opts;
+	uint32_t next;
+	pthread_mutex_t lock;
+	struct err err;
+	int failed;
+};
+
+void image_opts_default(struct image_opts *o)
+{
+	*o = (struct image_opts){0};
+	blob_limits_default(&o->blob);
+	layer_limits_default(&o->layer);
+}
+
+static int add_warning(struct image *img, const char *msg)
+{
+	char **w = realloc(img->warnings, (img->nwarnings + 1) * sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	img->warnings = w;
+	w[img->nwarnings] = strdup(msg);
+	if (!w[img->nwarnings])
+		return -ENOMEM;
+	img->nwarnings++;
+	return 0;
+}
+
+static void hex(const unsigned char *d, char *out)
+{
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* Compares what the pass computed with what the manifest and config promise. */
+static int verify(struct image *img, uint32_t i, int no_verify, struct err *err)
+{
+	const struct source_layer *sl = &img->si->layers[i];
+	const struct blob_digests *d = &img->digests[i];
+	char got[80] = "sha256:", msg[ERR_MSG_MAX];
+	const char *want = NULL, *what = NULL;
+
+	hex(d->stored, got + 7);
+	if (sl->digest && !strncmp(sl->digest, "sha256:", 7) && strcmp(sl->digest, got)) {
+		want = sl->digest;
+		what = "blob digest";
+	} else {
+		hex(d->decompressed, got + 7);
+		if (sl->diff_id && !strncmp(sl->diff_id, "sha256:", 7) && strcmp(sl->diff_id, got)) {
+			want = sl->diff_id;
+			what = "diff_id";
+		}
+	}
+	if (!want)
+		return 0;
+	snprintf(msg, sizeof(msg), "%s: %s mismatch: the image says %s, the content is %s",
+		 img->layer_names[i], what, want, got);
+	if (no_verify)
+		return add_warning(img, msg);
+	return err_set(err, -EBADMSG, "%s (use --no-verify to read it anyway)", msg);
+}
+
+static void *index_worker(void *arg)
+{
+	struct index_job *job = arg;
+	struct image *img = job->img;
+
+	for (;;) {
+		struct err err = {0};
+		uint32_t i;
+		int r;
+
+		pthread_mutex_lock(&job->lock);
+		i = job->failed ? img->n : job->next++;
+		pthread_mutex_unlock(&job->lock);
+		if (i >= img->n)
+			return NULL;
+		r = layer_index(img->blobs[i], img->layer_names[i], &job->opts->layer,
+				&img->layers[i], &img->digests[i], &err);
+		if (r < 0) {
+			pthread_mutex_lock(&job->lock);
+			if (!job->failed) {
+				job->failed = 1;
+				job->err = err;
+			}
+			pthread_mutex_unlock(&job->lock);
+		}
+	}
+}
+
+static int index_layers(struct image *img, const struct image_opts *opts, struct err *err)
+{
+	struct index_job job = {.img = img, .opts = opts};
+	unsigned nthreads = opts->threads;
+	pthread_t *tids;
+	unsigned started = 0;
+
+	if (!nthreads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = n > 0 ? (unsigned)n : 1;
+	}
+	if (nthreads > img->n)
+		nthreads = img->n;
+	pthread_mutex_init(&job.lock, NULL);
+	tids = calloc(nthreads + 1, sizeof(*tids));
+	if (!tids)
+		return err_set(err, -ENOMEM, "out of memory");
+	/* the calling thread works too, so one thread means no thread at all */
+	for (unsigned t = 1; t < nthreads; t++)
+		if (pthread_create(&tids[started], NULL, index_worker, &job) == 0)
+			started++;
+	index_worker(&job);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
+	free(tids);
+	pthread_mutex_destroy(&job.lock);
+	if (job.failed) {
+		if (err)
+			*err = job.err;
+		return job.err.code ? job.err.code : -EIO;
+	}
+	return 0;
+}
+
+static int make_history(struct image *img)
+{
+	for (uint32_t i = 0; i < img->n; i++) {
+		const struct source_layer *l = &img->si->layers[i];
+		const char *cb = l->created_by ? l->created_by : "";
+		int r = buf_printf(&img->history, "%02u\t%s\t%llu\t", i, image_layer_digest(img, i),
+				   (unsigned long long)l->size);
+
+		/* one line per layer: a newline inside the command would break that */
+		for (const char *p = cb; r == 0 && *p; p++)
+			r = buf_append(&img->history, *p == '\n' ? " " : p, 1);
+		if (r < 0 || (r = buf_append(&img->history, "\n", 1)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int image_open(const char *path, const struct image_opts *opts, struct image **ret_image,
+	       struct err *err)
+{
+	struct image_opts def;
+	struct image *img = calloc(1, sizeof(*img));
+	int r;
+
+	if (!opts) {
+		image_opts_default(&def);
+		opts = &def;
+	}
+	if (!img)
+		return err_set(err, -ENOMEM, "out of memory");
+	img->path = strdup(path);
+	if (!img->path) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = source_open(path, &img->src, err)) < 0 ||
+	    (r = source_select(img->src, &opts->select, &img->si, err)) < 0)
+		goto out;
+	img->n = img->si->nlayers;
+	img->blobs = calloc(img->n + 1, sizeof(*img->blobs));
+	img->layers = calloc(img->n + 1, sizeof(*img->layers));
+	img->digests = calloc(img->n + 1, sizeof(*img->digests));
+	img->layer_names = calloc(img->n + 1, sizeof(*img->layer_names));
+	img->layer_views = calloc(img->n + 1, sizeof(*img->layer_views));
+	img->stack_views = calloc(img->n + 1, sizeof(*img->stack_views));
+	if (!img->blobs || !img->layers || !img->digests || !img->layer_names ||
+	    !img->layer_views || !img->stack_views) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < img->n; i++) {
+		const struct source_layer *l = &img->si->layers[i];
+
+		pthread_mutex_init(&img->layer_views[i].lock, NULL);
+		pthread_mutex_init(&img->stack_views[i].lock, NULL);
+		if (asprintf(&img->layer_names[i], "%s: layer %02u %s", path, i,
+			     image_layer_digest(img, i)) < 0) {
+			img->layer_names[i] = NULL;
+			r = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((r = blob_open(l->fd, l->offset, l->size, &opts->blob, &img->blobs[i], err)) < 0) {
+			err_prefix(err, r, "%s: ", img->layer_names[i]);
+			goto out;
+		}
+	}
+	if ((r = index_layers(img, opts, err)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < img->n; i++) {
+		if ((r = verify(img, i, opts->no_verify, err)) < 0)
+			goto out;
+		for (uint32_t w = 0; w < layer_warning_count(img->layers[i]); w++)
+			if ((r = add_warning(img, layer_warning(img->layers[i], w))) < 0)
+				goto out;
+	}
+	if ((r = tree_build_merged(img->layers, img->n, &img->merged, err)) < 0)
+		goto out;
+	for (uint32_t w = 0; w < tree_warning_count(img->merged); w++)
+		if ((r = add_warning(img, tree_warning(img->merged, w))) < 0)
+			goto out;
+	if ((r = make_history(img)) < 0) {
+		err_set(err, r, "out of memory");
+		goto out;
+	}
+	*ret_image = img;
+	img = NULL;
+out:
+	image_free(img);
+	return r;
+}
+
+void image_free(struct image *img)
+{
+	if (!img)
+		return;
+	tree_free(img->merged);
+	for (uint32_t i = 0; i < img->n; i++) {
+		if (img->layer_views) {
+			tree_free(img->layer_views[i].tree);
+			pthread_mutex_destroy(&img->layer_views[i].lock);
+		}
+		if (img->stack_views) {
+			tree_free(img->stack_views[i].tree);
+			pthread_mutex_destroy(&img->stack_views[i].lock);
+		}
+		if (img->layers)
+			layer_free(img->layers[i]);
+		if (img->blobs)
+			blob_free(img->blobs[i]);
+		if (img->layer_names)
+			free(img->layer_names[i]);
+	}
+	free(img->layer_views);
+	free(img->stack_views);
+	free(img->layers);
+	free(img->blobs);
+	free(img->digests);
+	free(img->layer_names);
+	for (uint32_t i = 0; i < img->nwarnings; i++)
+		free(img->warnings[i]);
+	free(img->warnings);
+	buf_release(&img->history);
+	source_image_free(img->si);
+	source_free(img->src);
+	free(img->path);
+	free(img);
+}
+
+const char *image_path(const struct image *img)
+{
+	return img->path;
+}
+
+const char *image_kind(const struct image *img)
+{
+	return source_kind(img->src);
+}
+
+const struct source_image *image_source(const struct image *img)
+{
+	return img->si;
+}
+
+uint32_t image_layer_count(const struct image *img)
+{
+	return img->n;
+}
+
+struct layer *image_layer(const struct image *img, uint32_t i)
+{
+	return img->layers[i];
+}
+
+const struct blob_digests *image_layer_digests(const struct image *img, uint32_t i)
+{
+	return &img->digests[i];
+}
+
+const char *image_layer_digest(const struct image *img, uint32_t i)
+{
+	const struct source_layer *l = &img->si->layers[i];
+
+	if (l->digest)
+		return l->digest;
+	return l->diff_id ? l->diff_id : "(no digest)";
+}
+
+struct tree *image_merged(const struct image *img)
+{
+	return img->merged;
+}
+
+static int lazy(struct image *img, struct lazy_view *v, uint32_t i, int stack,
+		struct tree **ret_tree, struct err *err)
+{
+	int r = 0;
+
+	if (i >= img->n)
+		return err_set(err, -ENOENT, "%s: no layer %u (the image has %u)", img->path, i,
+			       img->n);
+	pthread_mutex_lock(&v->lock);
+	if (!v->tree)
+		r = stack ? tree_build_merged(img->layers, i + 1, &v->tree, err)
+			  : tree_build_layer(img->layers, i, &v->tree, err);
+	if (r == 0)
+		*ret_tree = v->tree;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int image_layer_view(struct image *img, uint32_t i, struct tree **ret_tree, struct err *err)
+{
+	return lazy(img, &img->layer_views[i < img->n ? i : 0], i, 0, ret_tree, err);
+}
+
+int image_stack_view(struct image *img, uint32_t i, struct tree **ret_tree, struct err *err)
+{
+	if (i + 1 == img->n && i < img->n) {
+		*ret_tree = img->merged;
+		return 0;
+	}
+	return lazy(img, &img->stack_views[i < img->n ? i : 0], i, 1, ret_tree, err);
+}
+
+const char *image_history(const struct image *img, size_t *ret_len)
+{
+	*ret_len = img->history.len;
+	return img->history.data ? img->history.data : "";
+}
+
+uint32_t image_warning_count(const struct image *img)
+{
+	return img->nwarnings;
+}
+
+const char *image_warning(const struct image *img, uint32_t i)
+{
+	return img->warnings[i];
+}

@@ -1,0 +1,64 @@
+/*
+ * image: one selected image, opened and indexed: its source description, a
+ * blob and a layer index per layer, and its views.
+ *
+ * image_open() does all the work a mount needs before it can answer: it
+ * reads the container, picks the image, indexes every layer in parallel
+ * (one sequential pass each, which also verifies the layer digests) and
+ * builds the merged view. The per-layer views (layers/NN) and the stacked
+ * views (stack/NN) are built on first use, from any thread.
+ *
+ * Ownership: the image owns everything it hands out; pointers stay valid
+ * until image_free(). Getters are safe from many threads.
+ */
+#ifndef STRATA_IMAGE_H
+#define STRATA_IMAGE_H
+
+#include <stdint.h>
+
+#include "blob.h"
+#include "err.h"
+#include "layer.h"
+#include "source.h"
+#include "tree.h"
+
+struct image_opts {
+	struct source_select select;
+	unsigned threads;	/* indexing threads, 0 = one per core */
+	int no_verify;		/* digest mismatches become warnings */
+	struct blob_limits blob;
+	struct layer_limits layer;
+};
+
+struct image;
+
+void image_opts_default(struct image_opts *o);
+
+/* path is the image file or directory; the selection is in opts. */
+int image_open(const char *path, const struct image_opts *opts, struct image **ret_image,
+	       struct err *err);
+void image_free(struct image *img);
+
+const char *image_path(const struct image *img);
+const char *image_kind(const struct image *img);
+const struct source_image *image_source(const struct image *img);
+uint32_t image_layer_count(const struct image *img);
+struct layer *image_layer(const struct image *img, uint32_t i);
+const struct blob_digests *image_layer_digests(const struct image *img, uint32_t i);
+/* "sha256:<hex>" of layer i: its blob digest, else its diff_id. */
+const char *image_layer_digest(const struct image *img, uint32_t i);
+
+/* merged/: all layers. Built by image_open. */
+struct tree *image_merged(const struct image *img);
+/* layers/NN and stack/NN, built on first call. */
+int image_layer_view(struct image *img, uint32_t i, struct tree **ret_tree, struct err *err);
+int image_stack_view(struct image *img, uint32_t i, struct tree **ret_tree, struct err *err);
+
+/* The text of image/history: one line per layer. */
+const char *image_history(const struct image *img, size_t *ret_len);
+
+/* Warnings gathered while opening (skipped entries, digest mismatches with no_verify). */
+uint32_t image_warning_count(const struct image *img);
+const char *image_warning(const struct image *img, uint32_t i);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * layer: the entry index of one layer tar, built in one pass over the
+ * layer's decompressed stream.
+ *
+ * The index is a flat array of fixed-size entries plus two pools (paths and
+ * link targets; xattrs), so that it can later be written to and mmapped from
+ * the on-disk cache as it is. Paths are stored cleaned: no leading "/" or "./",
+ * no "." or empty components, ".." resolved lexically without ever leaving the
+ * root, no trailing "/". The root entry itself is not kept. Whiteout markers
+ * are kept as entries with LAYER_F_WHITEOUT or LAYER_F_OPAQUE so that the
+ * layer can be shown exactly as stored; the tree module interprets them.
+ *
+ * Entries the indexer refuses (sparse files, names it cannot clean) are
+ * skipped and described in the layer's warnings, with the entry's offset.
+ *
+ * Ownership: a layer owns its index; it borrows the blob it was built from,
+ * which must outlive it. All read-only functions are safe from many threads.
+ */
+#ifndef STRATA_LAYER_H
+#define STRATA_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "blob.h"
+#include "err.h"
+
+#define LAYER_NONE UINT32_MAX
+
+enum layer_type {
+	LAYER_REG,
+	LAYER_DIR,
+	LAYER_SYMLINK,
+	LAYER_HARDLINK,
+	LAYER_CHR,
+	LAYER_BLK,
+	LAYER_FIFO,
+};
+
+enum {
+	LAYER_F_WHITEOUT = 1 << 0, /* ".wh.NAME": hides NAME in lower layers */
+	LAYER_F_OPAQUE = 1 << 1,   /* ".wh..wh..opq": hides the lower contents of its directory */
+	LAYER_F_META = 1 << 2,	   /* other ".wh..wh.*" (aufs metadata): never shown merged */
+};
+
+struct layer_entry {
+	uint64_t data_off; /* offset of the data in the decompressed stream */
+	uint64_t size;	   /* data size (regular files), 0 otherwise */
+	int64_t mtime;
+	uint32_t mtime_nsec;
+	uint32_t path;	 /* pool offset of the cleaned path */
+	uint32_t link;	 /* pool offset: symlink target verbatim, hardlink target cleaned */
+	uint32_t xattrs; /* xattr pool offset, LAYER_NONE when there are none */
+	uint32_t mode;	 /* st_mode, type bits included */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t rdev_major;
+	uint32_t rdev_minor;
+	uint8_t type;  /* enum layer_type */
+	uint8_t flags; /* LAYER_F_* */
+	uint16_t name; /* offset of the last component within the path */
+};
+
+/* Bounds on what a layer's input may make the indexer allocate. */
+struct layer_limits {
+	uint32_t max_entries;	 /* entries in one layer */
+	uint32_t max_path;	 /* bytes in one path */
+	uint32_t max_depth;	 /* components in one path */
+	uint32_t max_xattr_size; /* bytes of xattrs of one entry */
+	uint64_t max_pool;	 /* bytes of paths, link targets and xattrs together */
+};
+
+struct layer;
+
+void layer_limits_default(struct layer_limits *l);
+
+/*
+ * Indexes the layer in blob b with one sequential pass; on success the blob
+ * also has its seek points and *ret_digests (if not NULL) the digests of what
+ * was read. name is used in messages only ("layer 02 sha256:abcd...").
+ */
+int layer_index(struct blob *b, const char *name, const struct layer_limits *lim,
+		struct layer **ret_layer, struct blob_digests *ret_digests, struct err *err);
+void layer_free(struct layer *l);
+
+uint32_t layer_count(const struct layer *l);
+const struct layer_entry *layer_entry(const struct layer *l, uint32_t i);
+/* The NUL-terminated string at pool offset off (a path or a link target). */
+const char *layer_str(const struct layer *l, uint32_t off);
+struct blob *layer_blob(const struct layer *l);
+
+/*
+ * Iterates the xattrs of entry e: *cursor starts at 0; each call returns 1 and
+ * sets name/value/size, or 0 after the last one.
+ */
+int layer_xattr_next(const struct layer *l, const struct layer_entry *e, uint32_t *cursor,
+		     const char **ret_name, const void **ret_value, uint32_t *ret_size);
+
+/* Reads from the data of regular-file entry e, like pread. */
+ssize_t layer_read(const struct layer *l, const struct layer_entry *e, void *buf, size_t len,
+		   uint64_t off, struct err *err);
+
+/* Warnings about skipped or altered entries, one line each. */
+uint32_t layer_warning_count(const struct layer *l);
+const char *layer_warning(const struct layer *l, uint32_t i);
+
+#endif

@@ -1,0 +1,922 @@
+/*
+ * source: reading image containers and selecting an image (see source.h).
+ *
+ * The container is reduced to one question, "where are the bytes of the file
+ * called NAME?", answered by a directory (openat) or by a table of the tar's
+ * members built in one pass over its headers. Everything above that, the
+ * docker manifest.json and the OCI index/manifest/config walk, is the same
+ * for both. Digests from the image are validated before they are used as
+ * file names, so a hostile index cannot make us open anything outside
+ * blobs/.
+ */
+#include "source.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+#define MT_OCI_INDEX	"application/vnd.oci.image.index.v1+json"
+#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_DOCKER_LIST	"application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define MT_OCI_CONFIG	"application/vnd.oci.image.config.v1+json"
+#define MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+
+/* How many in-archive symlinks one lookup may follow. */
+#define SOURCE_MAX_LINK_HOPS 8
+
+struct member {
+	char *name;
+	char *link; /* symlink or hardlink target, NULL otherwise */
+	int is_symlink;
+	uint64_t offset;
+	uint64_t size;
+};
+
+struct candidate {
+	char *name;	/* tags, comma-separated ("" when untagged) */
+	char *digest;	/* manifest digest (docker legacy: config digest) */
+	char *parents;	/* digests of the indexes above it, space-separated */
+	char *platform; /* NULL when unknown */
+	int docker_index; /* element of manifest.json, or -1 */
+};
+
+struct source {
+	char *path;
+	const char *kind;
+	int fd;	   /* the tar file, or -1 */
+	int dirfd; /* the layout directory, or -1 */
+	struct member *members; /* of the tar */
+	uint32_t nmembers;
+	int *fds; /* blob files opened in the directory */
+	uint32_t nfds;
+	json_t *docker_manifest; /* manifest.json when it is usable */
+	struct candidate *cands;
+	uint32_t ncands;
+};
+
+/* ---- the container: files by name ---- */
+
+static char *clean_member_name(const char *in)
+{
+	struct buf b = BUF_INIT;
+	const char *p = in;
+
+	while (*p) {
+		const char *c = p;
+		size_t n;
+
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - c);
+		if (*p)
+			p++;
+		if (n == 0 || (n == 1 && *c == '.'))
+			continue;
+		if (n == 2 && c[0] == '.' && c[1] == '.') {
+			char *slash = b.len ? memrchr(b.data, '/', b.len) : NULL;
+
+			b.len = slash ? (size_t)(slash - b.data) : 0;
+			if (b.data)
+				b.data[b.len] = '\0';
+			continue;
+		}
+		if ((b.len && buf_append(&b, "/", 1) < 0) || buf_append(&b, c, n) < 0) {
+			buf_release(&b);
+			return NULL;
+		}
+	}
+	return buf_detach(&b, NULL);
+}
+
+static int read_members(struct source *s, struct err *err)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	int r, ret = 0;
+
+	if (!a)
+		return err_set(err, -ENOMEM, "out of memory");
+	archive_read_support_format_tar(a);
+	if (archive_read_open_fd(a, s->fd, 1 << 16) != ARCHIVE_OK) {
+		ret = err_set(err, -EINVAL, "%s: not an image: neither a directory nor a tar (%s)",
+			      s->path, archive_error_string(a));
+		goto out;
+	}
+	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+		struct member *m;
+		const char *link;
+
+		if (s->nmembers >= SOURCE_MAX_MEMBERS) {
+			ret = err_set(err, -E2BIG, "%s: more than %u files in the image tar",
+				      s->path, SOURCE_MAX_MEMBERS);
+			goto out;
+		}
+		m = realloc(s->members, (s->nmembers + 1) * sizeof(*m));
+		if (!m) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		s->members = m;
+		m = &m[s->nmembers];
+		*m = (struct member){0};
+		m->name = clean_member_name(archive_entry_pathname(ae) ? archive_entry_pathname(ae)
+								     : "");
+		link = archive_entry_symlink(ae);
+		m->is_symlink = link != NULL;
+		if (!link)
+			link = archive_entry_hardlink(ae);
+		m->link = link ? strdup(link) : NULL;
+		m->offset = (uint64_t)archive_filter_bytes(a, 0);
+		m->size = (uint64_t)archive_entry_size(ae);
+		s->nmembers++;
+		if (!m->name || (link && !m->link)) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (r != ARCHIVE_EOF) {
+		ret = err_set(err, -EINVAL, "%s: broken tar at offset %lld: %s", s->path,
+			      (long long)archive_filter_bytes(a, 0), archive_error_string(a));
+		goto out;
+	}
+	if (archive_filter_code(a, 0) != ARCHIVE_FILTER_NONE)
+		ret = err_set(err, -ENOTSUP, "%s: compressed image archives are not read; "
+					     "decompress it first (gzip -d / zstd -d)",
+			      s->path);
+out:
+	archive_read_free(a);
+	return ret;
+}
+
+static const struct member *find_member(const struct source *s, const char *name)
+{
+	char *want = clean_member_name(name);
+	const struct member *m = NULL;
+
+	for (int hop = 0; want && hop <= SOURCE_MAX_LINK_HOPS; hop++) {
+		m = NULL;
+		/* the last of duplicate members wins, as when extracting */
+		for (uint32_t i = s->nmembers; i-- > 0;) {
+			if (strcmp(s->members[i].name, want) == 0) {
+				m = &s->members[i];
+				break;
+			}
+		}
+		if (!m || !m->link)
+			break;
+		/* a symlink's target is relative to its directory; a hardlink's to the root */
+		char *next;
+		const char *slash = strrchr(m->name, '/');
+
+		if (m->is_symlink && slash && m->link[0] != '/') {
+			if (asprintf(&next, "%.*s/%s", (int)(slash - m->name), m->name, m->link) < 0)
+				next = NULL;
+		} else {
+			next = strdup(m->link);
+		}
+		free(want);
+		want = next ? clean_member_name(next) : NULL;
+		free(next);
+		m = NULL;
+	}
+	free(want);
+	return m;
+}
+
+/* Locates a file of the container as a byte range. */
+static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret_off,
+		  uint64_t *ret_size, struct err *err)
+{
+	if (s->dirfd >= 0) {
+		struct stat st;
+		int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return err_set(err, -errno, "%s: cannot open %s: %s", s->path, name,
+				       strerror(errno));
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			return err_set(err, -EINVAL, "%s: %s is not a regular file", s->path, name);
+		}
+		/* one descriptor per blob, owned by the source: remember it */
+		int *fds = realloc(s->fds, (s->nfds + 1) * sizeof(*fds));
+		if (!fds) {
+			close(fd);
+			return err_set(err, -ENOMEM, "out of memory");
+		}
+		s->fds = fds;
+		fds[s->nfds++] = fd;
+		*ret_fd = fd;
+		*ret_off = 0;
+		*ret_size = (uint64_t)st.st_size;
+		return 0;
+	}
+	const struct member *m = find_member(s, name);
+	if (!m)
+		return err_set(err, -ENOENT, "%s: the archive holds no %s", s->path, name);
+	*ret_fd = s->fd;
+	*ret_off = m->offset;
+	*ret_size = m->size;
+	return 0;
+}
+
+static int read_whole(struct source *s, const char *name, char **ret_buf, size_t *ret_len,
+		      struct err *err)
+{
+	uint64_t off, size;
+	int fd, r;
+	char *p;
+
+	if ((r = locate(s, name, &fd, &off, &size, err)) < 0)
+		return r;
+	if (size > SOURCE_MAX_JSON)
+		return err_set(err, -EFBIG, "%s: %s is %llu bytes, over the %u-byte limit for JSON",
+			       s->path, name, (unsigned long long)size, SOURCE_MAX_JSON);
+	p = malloc(size + 1);
+	if (!p)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (uint64_t done = 0; done < size;) {
+		ssize_t n = pread(fd, p + done, size - done, (off_t)(off + done));
+
+		if (n <= 0) {
+			free(p);
+			return err_set(err, n < 0 ? -errno : -EIO, "%s: reading %s: %s", s->path,
+				       name, n < 0 ? strerror(errno) : "file is truncated");
+		}
+		done += (uint64_t)n;
+	}
+	p[size] = '\0';
+	*ret_buf = p;
+	*ret_len = size;
+	return 0;
+}
+
+static int load_json(struct source *s, const char *name, json_t **ret, char **ret_raw,
+		     size_t *ret_len, struct err *err)
+{
+	json_error_t je;
+	char *raw;
+	size_t len;
+	json_t *j;
+	int r;
+
+	if ((r = read_whole(s, name, &raw, &len, err)) < 0)
+		return r;
+	j = json_loadb(raw, len, JSON_DECODE_ANY, &je);
+	if (!j) {
+		free(raw);
+		return err_set(err, -EINVAL, "%s: %s is not valid JSON (line %d: %s)", s->path,
+			       name, je.line, je.text);
+	}
+	*ret = j;
+	if (ret_raw) {
+		*ret_raw = raw;
+		*ret_len = len;
+	} else {
+		free(raw);
+	}
+	return 0;
+}
+
+/* "sha256:<64 hex>" (or sha512) → "blobs/sha256/<hex>"; anything else is refused. */
+static int blob_path(const char *digest, char *out, size_t outlen)
+{
+	const char *colon = digest ? strchr(digest, ':') : NULL;
+	size_t alen, hlen;
+
+	if (!colon)
+		return -EINVAL;
+	alen = (size_t)(colon - digest);
+	hlen = strlen(colon + 1);
+	if (!((alen == 6 && !memcmp(digest, "sha256", 6) && hlen == 64) ||
+	      (alen == 6 && !memcmp(digest, "sha512", 6) && hlen == 128)))
+		return -EINVAL;
+	if (strspn(colon + 1, "0123456789abcdef") != hlen)
+		return -EINVAL;
+	snprintf(out, outlen, "blobs/%.*s/%s", (int)alen, digest, colon + 1);
+	return 0;
+}
+
+static int load_blob_json(struct source *s, const char *digest, json_t **ret, char **ret_raw,
+			  size_t *ret_len, struct err *err)
+{
+	char path[256];
+
+	if (blob_path(digest, path, sizeof(path)) < 0)
+		return err_set(err, -EINVAL, "%s: malformed digest \"%.80s\"", s->path,
+			       digest ? digest : "(none)");
+	return load_json(s, path, ret, ret_raw, ret_len, err);
+}
+
+/* ---- candidates ---- */
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int add_candidate(struct source *s, const char *name, const char *digest,
+			 const char *parents, const char *platform, int docker_index)
+{
+	struct candidate *c = realloc(s->cands, (s->ncands + 1) * sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	s->cands = c;
+	c = &c[s->ncands++];
+	c->name = strdup(name ? name : "");
+	c->digest = strdup(digest ? digest : "");
+	c->parents = strdup(parents ? parents : "");
+	c->platform = platform ? strdup(platform) : NULL;
+	c->docker_index = docker_index;
+	if (!c->name || !c->digest || !c->parents || (platform && !c->platform))
+		return -ENOMEM;
+	return 0;
+}
+
+static char *platform_string(json_t *p)
+{
+	const char *os = jstr(p, "os"), *arch = jstr(p, "architecture"), *var = jstr(p, "variant");
+	char *out;
+
+	if (!os || !arch)
+		return NULL;
+	if (asprintf(&out, "%s/%s%s%s", os, arch, var ? "/" : "", var ? var : "") < 0)
+		return NULL;
+	return out;
+}
+
+static int is_attestation(json_t *desc)
+{
+	json_t *ann = json_object_get(desc, "annotations");
+	const char *t = jstr(ann, "vnd.docker.reference.type");
+	json_t *p = json_object_get(desc, "platform");
+
+	if (t && strcmp(t, "attestation-manifest") == 0)
+		return 1;
+	return p && jstr(p, "os") && strcmp(jstr(p, "os"), "unknown") == 0;
+}
+
+static int walk_index(struct source *s, json_t *index, const char *name, const char *parents,
+		      int depth, struct err *err);
+
+/* One descriptor of an index: an image manifest becomes a candidate, an index is walked. */
+static int walk_descriptor(struct source *s, json_t *desc, const char *name, const char *parents,
+			   int depth, struct err *err)
+{
+	const char *mt = jstr(desc, "mediaType"), *digest = jstr(desc, "digest");
+	json_t *ann = json_object_get(desc, "annotations");
+	const char *ref = jstr(ann, "org.opencontainers.image.ref.name");
+	json_t *child = NULL;
+	char *plat = NULL, *np = NULL;
+	int r = 0;
+
+	if (ref)
+		name = ref;
+	if (is_attestation(desc))
+		return 0;
+	if (!mt || !strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST)) {
+		if (!digest)
+			return 0;
+		if (strstr(parents, digest))
+			return err_set(err, -ELOOP, "%s: index %s refers to itself (an index loop)",
+				       s->path, digest);
+		if (depth >= SOURCE_MAX_DEPTH)
+			return err_set(err, -ELOOP, "%s: indexes nested deeper than %d at %s",
+				       s->path, SOURCE_MAX_DEPTH, digest);
+		if ((r = load_blob_json(s, digest, &child, NULL, NULL, err)) < 0) {
+			/* a missing untyped blob is only a problem if it is picked */
+			if (!mt && r == -ENOENT) {
+				err_clear(err);
+				return add_candidate(s, name, digest, parents, NULL, -1) < 0 ? -ENOMEM : 0;
+			}
+			return r;
+		}
+		const char *cmt = jstr(child, "mediaType");
+		if (json_is_array(json_object_get(child, "manifests")) ||
+		    (cmt && (!strcmp(cmt, MT_OCI_INDEX) || !strcmp(cmt, MT_DOCKER_LIST)))) {
+			if (asprintf(&np, "%s %s", parents, digest) < 0) {
+				r = -ENOMEM;
+				goto out;
+			}
+			r = walk_index(s, child, name, np, depth + 1, err);
+			goto out;
+		}
+		if (mt)
+			goto out; /* an index that holds no manifests */
+	} else if (strcmp(mt, MT_OCI_MANIFEST) && strcmp(mt, MT_DOCKER_MANIFEST)) {
+		/* artifacts and unknown types are listed: picking one gives a clear error */
+	}
+	plat = platform_string(json_object_get(desc, "platform"));
+	r = add_candidate(s, name, digest, parents, plat, -1) < 0 ? -ENOMEM : 0;
+out:
+	json_decref(child);
+	free(plat);
+	free(np);
+	return r;
+}
+
+static int walk_index(struct source *s, json_t *index, const char *name, const char *parents,
+		      int depth, struct err *err)
+{
+	json_t *ms = json_object_get(index, "manifests"), *d;
+	size_t i;
+	int r;
+
+	json_array_foreach(ms, i, d) {
+		if ((r = walk_descriptor(s, d, name, parents, depth, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int docker_candidates(struct source *s, struct err *err)
+{
+	json_t *m = s->docker_manifest, *e;
+	size_t i;
+
+	json_array_foreach(m, i, e) {
+		json_t *tags = json_object_get(e, "RepoTags"), *t;
+		const char *config = jstr(e, "Config");
+		struct buf names = BUF_INIT;
+		char digest[80] = "";
+		size_t j;
+		int r;
+
+		if (!config || !json_is_array(json_object_get(e, "Layers")))
+			return err_set(err, -EINVAL, "%s: manifest.json entry %zu lacks Config or Layers",
+				       s->path, i);
+		/* the config file is named by its digest: "<hex>.json" or "blobs/sha256/<hex>" */
+		const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
+		snprintf(digest, sizeof(digest), "sha256:%.64s", base);
+		json_array_foreach(tags, j, t) {
+			if (json_string_value(t) &&
+			    ((names.len && buf_append(&names, ",", 1) < 0) ||
+			     buf_append_str(&names, json_string_value(t)) < 0)) {
+				buf_release(&names);
+				return -ENOMEM;
+			}
+		}
+		r = add_candidate(s, names.data, digest, "", NULL, (int)i);
+		buf_release(&names);
+		if (r < 0)
+			return err_set(err, r, "out of memory");
+	}
+	return 0;
+}
+
+static int find_candidates(struct source *s, struct err *err)
+{
+	json_t *m = NULL, *index = NULL;
+	int r;
+
+	if (s->fd >= 0 && find_member(s, "manifest.json")) {
+		r = load_json(s, "manifest.json", &m, NULL, NULL, err);
+		if (r < 0)
+			return r;
+		if (json_is_array(m) && json_array_size(m) > 0) {
+			s->docker_manifest = m;
+			s->kind = "docker-archive";
+			return docker_candidates(s, err);
+		}
+		json_decref(m);
+		if (!find_member(s, "index.json"))
+			return err_set(err, -EINVAL, "%s: manifest.json holds no image (%s); "
+						     "pre-1.10 docker save archives are not supported",
+				       s->path, json_is_null(m) ? "it is null" : "empty or not a list");
+	}
+	if ((r = load_json(s, "index.json", &index, NULL, NULL, err)) < 0) {
+		if (r == -ENOENT)
+			err_set(err, r, "%s: not an image: no index.json (OCI layout) or "
+					"manifest.json (docker save)", s->path);
+		return r;
+	}
+	if (!s->kind)
+		s->kind = s->fd >= 0 ? "oci-archive" : "oci-layout";
+	r = walk_index(s, index, NULL, "", 0, err);
+	json_decref(index);
+	return r;
+}
+
+int source_open(const char *path, struct source **ret_source, struct err *err)
+{
+	struct source *s = calloc(1, sizeof(*s));
+	struct stat st;
+	int r;
+
+	if (!s)
+		return err_set(err, -ENOMEM, "out of memory");
+	s->fd = s->dirfd = -1;
+	s->path = strdup(path);
+	if (!s->path) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (stat(path, &st) < 0) {
+		r = err_set(err, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (s->dirfd < 0) {
+			r = err_set(err, -errno, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+	} else {
+		s->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->fd < 0) {
+			r = err_set(err, -errno, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if ((r = read_members(s, err)) < 0)
+			goto out;
+	}
+	if ((r = find_candidates(s, err)) < 0)
+		goto out;
+	*ret_source = s;
+	s = NULL;
+out:
+	source_free(s);
+	return r;
+}
+
+void source_free(struct source *s)
+{
+	if (!s)
+		return;
+	for (uint32_t i = 0; i < s->nfds; i++)
+		close(s->fds[i]);
+	free(s->fds);
+	for (uint32_t i = 0; i < s->nmembers; i++) {
+		free(s->members[i].name);
+		free(s->members[i].link);
+	}
+	for (uint32_t i = 0; i < s->ncands; i++) {
+		free(s->cands[i].name);
+		free(s->cands[i].digest);
+		free(s->cands[i].parents);
+		free(s->cands[i].platform);
+	}
+	free(s->cands);
+	free(s->members);
+	json_decref(s->docker_manifest);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->path);
+	free(s);
+}
+
+const char *source_kind(const struct source *s)
+{
+	return s->kind;
+}
+
+
+/* ---- selection ---- */
+
+static int tag_matches(const char *names, const char *tag)
+{
+	size_t tlen = strlen(tag);
+
+	for (const char *p = names; *p;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		/* "repo:tag" matches both its whole self and its tag part */
+		if ((n == tlen && !memcmp(p, tag, n)) ||
+		    (n > tlen && p[n - tlen - 1] == ':' && !memcmp(p + n - tlen, tag, tlen)))
+			return 1;
+		p += n + (end ? 1 : 0);
+	}
+	return 0;
+}
+
+static int digest_matches(const struct candidate *c, const char *digest)
+{
+	const char *want = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
+	const char *have = strchr(c->digest, ':') ? strchr(c->digest, ':') + 1 : c->digest;
+
+	if (strlen(want) < 4)
+		return 0;
+	return strncmp(have, want, strlen(want)) == 0 || strstr(c->parents, want) != NULL;
+}
+
+static int platform_matches(const struct candidate *c, const char *platform)
+{
+	size_t n = strlen(platform);
+
+	if (!c->platform)
+		return 0;
+	return strncmp(c->platform, platform, n) == 0 &&
+	       (c->platform[n] == '\0' || c->platform[n] == '/');
+}
+
+static int describe(const struct source *s, const int *pick, struct buf *out)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; i < s->ncands && r == 0; i++) {
+		const struct candidate *c = &s->cands[i];
+
+		if (pick && !pick[i])
+			continue;
+		r = buf_printf(out, "%s%s%s %.19s%s%s", out->len ? "; " : "",
+			       c->name[0] ? c->name : "(untagged)", "", c->digest,
+			       c->platform ? " " : "", c->platform ? c->platform : "");
+	}
+	return r;
+}
+
+int source_list(struct source *s, char **ret_text, struct err *err)
+{
+	struct buf b = BUF_INIT;
+
+	for (uint32_t i = 0; i < s->ncands; i++) {
+		const struct candidate *c = &s->cands[i];
+
+		if (buf_printf(&b, "%s\t%s\t%s\n", c->name[0] ? c->name : "(untagged)", c->digest,
+			       c->platform ? c->platform : "-") < 0) {
+			buf_release(&b);
+			return err_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	*ret_text = buf_detach(&b, NULL);
+	return 0;
+}
+
+static char *xstrdup(const char *p)
+{
+	return p ? strdup(p) : NULL;
+}
+
+/* Fills the per-layer history and diff_ids from the config. */
+static void apply_config(struct source_image *img)
+{
+	json_t *cfg = json_loadb(img->config, img->config_len, 0, NULL);
+	json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+	json_t *history = json_object_get(cfg, "history"), *h;
+	uint32_t layer = 0;
+	size_t i;
+
+	for (uint32_t k = 0; k < img->nlayers; k++)
+		img->layers[k].diff_id = xstrdup(json_string_value(json_array_get(diff_ids, k)));
+	img->nhistory = (uint32_t)json_array_size(history);
+	/* empty_layer entries (ENV, LABEL, ...) have no layer: they must not shift the mapping */
+	json_array_foreach(history, i, h) {
+		if (json_is_true(json_object_get(h, "empty_layer")))
+			continue;
+		if (layer >= img->nlayers)
+			break;
+		img->layers[layer++].created_by = xstrdup(jstr(h, "created_by"));
+	}
+	json_decref(cfg);
+}
+
+static int set_layer(struct source *s, struct source_image *img, uint32_t i, const char *file,
+		     const char *digest, const char *mt, struct err *err)
+{
+	struct source_layer *l = &img->layers[i];
+	int r;
+
+	l->digest = xstrdup(digest);
+	l->media_type = xstrdup(mt);
+	if (mt && strstr(mt, "+encrypted"))
+		return err_set(err, -ENOTSUP, "%s: layer %u (%s) is encrypted (%s); strata cannot "
+					      "decrypt layers",
+			       s->path, i, digest ? digest : file, mt);
+	r = locate(s, file, &l->fd, &l->offset, &l->size, err);
+	if (r == -ENOENT)
+		return err_set(err, r, "%s: layer %u blob %s is missing from the image%s", s->path, i,
+			       digest ? digest : file,
+			       mt && strstr(mt, "foreign") ? " (a foreign layer, kept elsewhere)" : "");
+	return r;
+}
+
+static int docker_image(struct source *s, const struct candidate *c, struct source_image *img,
+			struct err *err)
+{
+	json_t *e = json_array_get(s->docker_manifest, (size_t)c->docker_index);
+	json_t *layers = json_object_get(e, "Layers"), *lj;
+	json_t *cfg = NULL;
+	size_t i;
+	int r;
+
+	img->manifest = json_dumps(e, JSON_INDENT(2));
+	if (!img->manifest)
+		return err_set(err, -ENOMEM, "out of memory");
+	img->manifest_len = strlen(img->manifest);
+	img->config_digest = xstrdup(c->digest);
+	if ((r = load_json(s, jstr(e, "Config"), &cfg, &img->config, &img->config_len, err)) < 0)
+		return r;
+	json_decref(cfg);
+	if (json_array_size(layers) > SOURCE_MAX_LAYERS)
+		return err_set(err, -E2BIG, "%s: %zu layers, over the limit of %u", s->path,
+			       json_array_size(layers), SOURCE_MAX_LAYERS);
+	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
+	if (!img->layers)
+		return err_set(err, -ENOMEM, "out of memory");
+	json_array_foreach(layers, i, lj) {
+		const char *file = json_string_value(lj);
+		char digest[80], *d = NULL;
+
+		if (!file)
+			return err_set(err, -EINVAL, "%s: manifest.json layer %zu is not a string",
+				       s->path, i);
+		img->nlayers = (uint32_t)i + 1;
+		/* Docker 25+ names layers by blob path, which gives their digest */
+		if (!strncmp(file, "blobs/sha256/", 13) && strlen(file) == 13 + 64) {
+			snprintf(digest, sizeof(digest), "sha256:%s", file + 13);
+			d = digest;
+		}
+		if ((r = set_layer(s, img, (uint32_t)i, file, d, NULL, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int oci_image(struct source *s, const struct candidate *c, struct source_image *img,
+		     struct err *err)
+{
+	json_t *m = NULL, *cfgd, *layers, *lj, *cfg = NULL;
+	const char *cmt;
+	char path[256];
+	size_t i;
+	int r;
+
+	img->manifest_digest = xstrdup(c->digest);
+	if ((r = load_blob_json(s, c->digest, &m, &img->manifest, &img->manifest_len, err)) < 0)
+		goto out;
+	cfgd = json_object_get(m, "config");
+	layers = json_object_get(m, "layers");
+	cmt = jstr(cfgd, "mediaType");
+	if (!cfgd || !json_is_array(layers)) {
+		r = err_set(err, -EINVAL, "%s: %s is not an image manifest (no config or layers)",
+			    s->path, c->digest);
+		goto out;
+	}
+	if (cmt && strcmp(cmt, MT_OCI_CONFIG) && strcmp(cmt, MT_DOCKER_CONFIG)) {
+		r = err_set(err, -EINVAL, "%s: %s is not a container image but an artifact "
+					  "(config media type %s)",
+			    s->path, c->digest, cmt);
+		goto out;
+	}
+	img->config_digest = xstrdup(jstr(cfgd, "digest"));
+	if (blob_path(img->config_digest, path, sizeof(path)) < 0) {
+		r = err_set(err, -EINVAL, "%s: manifest %s has a malformed config digest", s->path,
+			    c->digest);
+		goto out;
+	}
+	if ((r = load_json(s, path, &cfg, &img->config, &img->config_len, err)) < 0)
+		goto out;
+	if (json_array_size(layers) > SOURCE_MAX_LAYERS) {
+		r = err_set(err, -E2BIG, "%s: %zu layers, over the limit of %u", s->path,
+			    json_array_size(layers), SOURCE_MAX_LAYERS);
+		goto out;
+	}
+	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
+	if (!img->layers) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach(layers, i, lj) {
+		const char *d = jstr(lj, "digest");
+
+		img->nlayers = (uint32_t)i + 1;
+		if (blob_path(d, path, sizeof(path)) < 0) {
+			r = err_set(err, -EINVAL, "%s: layer %zu has a malformed digest", s->path, i);
+			goto out;
+		}
+		if ((r = set_layer(s, img, (uint32_t)i, path, d, jstr(lj, "mediaType"), err)) < 0)
+			goto out;
+	}
+out:
+	json_decref(m);
+	json_decref(cfg);
+	return r;
+}
+
+int source_select(struct source *s, const struct source_select *sel,
+		  struct source_image **ret_image, struct err *err)
+{
+	struct source_select none = {0};
+	struct source_image *img = NULL;
+	int *pick = calloc(s->ncands + 1, sizeof(*pick));
+	struct buf list = BUF_INIT;
+	uint32_t n = 0, chosen = 0;
+	int r;
+
+	if (!sel)
+		sel = &none;
+	if (!pick)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < s->ncands; i++) {
+		const struct candidate *c = &s->cands[i];
+
+		pick[i] = (!sel->tag || tag_matches(c->name, sel->tag)) &&
+			  (!sel->digest || digest_matches(c, sel->digest)) &&
+			  (!sel->platform || platform_matches(c, sel->platform));
+		if (pick[i]) {
+			n++;
+			chosen = i;
+		}
+	}
+	if (n != 1) {
+		describe(s, n ? pick : NULL, &list);
+		if (n == 0)
+			r = err_set(err, -ENOENT, "%s: no image matches %s%s%s%s%s; the image holds: %s",
+				    s->path, sel->tag ? "tag " : "", sel->tag ? sel->tag : "",
+				    sel->digest ? " digest " : "", sel->digest ? sel->digest : "",
+				    sel->platform ? " and the platform" : "",
+				    list.len ? list.data : "nothing");
+		else
+			r = err_set(err, -EINVAL, "%s: holds %u images; pick one with IMAGE:TAG, "
+						  "IMAGE@DIGEST or --platform OS/ARCH: %s",
+				    s->path, n, list.data);
+		goto out;
+	}
+	img = calloc(1, sizeof(*img));
+	if (!img) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	const struct candidate *c = &s->cands[chosen];
+	img->name = strdup(c->name[0] ? c->name : c->digest);
+	img->platform = xstrdup(c->platform);
+	r = c->docker_index >= 0 ? docker_image(s, c, img, err) : oci_image(s, c, img, err);
+	if (r < 0)
+		goto out;
+	apply_config(img);
+	*ret_image = img;
+	img = NULL;
+out:
+	buf_release(&list);
+	free(pick);
+	source_image_free(img);
+	return r;
+}
+
+void source_image_free(struct source_image *img)
+{
+	if (!img)
+		return;
+	for (uint32_t i = 0; i < img->nlayers; i++) {
+		free(img->layers[i].digest);
+		free(img->layers[i].diff_id);
+		free(img->layers[i].media_type);
+		free(img->layers[i].created_by);
+	}
+	free(img->layers);
+	free(img->name);
+	free(img->manifest_digest);
+	free(img->config_digest);
+	free(img->platform);
+	free(img->manifest);
+	free(img->config);
+	free(img);
+}
+
+int source_parse_ref(const char *arg, char **ret_path, struct source_select *sel,
+		     struct err *err)
+{
+	struct stat st;
+	char *path = strdup(arg), *at, *colon;
+
+	if (!path)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (stat(path, &st) == 0) {
+		*ret_path = path;
+		return 0;
+	}
+	at = strrchr(path, '@');
+	if (at && stat((*at = '\0', path), &st) == 0) {
+		sel->digest = arg + (at - path) + 1;
+		*ret_path = path;
+		return 0;
+	}
+	if (at)
+		*at = '@';
+	/* the tag may itself hold ':' (repo:tag), so try every split from the left */
+	for (colon = strchr(path, ':'); colon; colon = strchr(colon + 1, ':')) {
+		*colon = '\0';
+		if (stat(path, &st) == 0) {
+			sel->tag = arg + (colon - path) + 1;
+			*ret_path = path;
+			return 0;
+		}
+		*colon = ':';
+	}
+	free(path);
+	return err_set(err, -ENOENT, "%s: no such file or directory", arg);
+}

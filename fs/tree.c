@@ -1,0 +1,747 @@
+/*
+ * tree: building views from layer indexes, and reading them (see tree.h).
+ *
+ * Building uses a mutable form: nodes in an array with first-child /
+ * next-sibling links, and a hash table from (parent, name) to node, so that
+ * each layer entry costs O(path depth). Removed nodes are only marked dead.
+ * Finishing walks the live nodes breadth first into the final, immutable
+ * array in which every directory's children are consecutive and sorted; all
+ * build-time state is then freed. Names are not copied: a node's name points
+ * into the path string of a layer entry, which the layer keeps alive.
+ */
+#include "tree.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "buf.h"
+
+#define TREE_MAX_WARNINGS 64
+
+/* A node of the finished tree: 32 bytes. */
+struct tnode {
+	const char *name;
+	uint32_t name_len;
+	uint32_t parent;
+	uint32_t first; /* first child */
+	uint32_t count; /* number of children */
+	uint32_t entry; /* TREE_NONE: implied directory */
+	uint16_t layer;
+	uint16_t linked; /* 1: shares an inode, see struct tlink */
+};
+
+/* A node that shares its inode with others (hardlinks). Sorted by node. */
+struct tlink {
+	uint32_t node;
+	uint32_t ino; /* the group's representative node */
+	uint32_t nlink;
+	uint32_t data_layer;
+	uint32_t data_entry;
+};
+
+struct tree {
+	struct layer *const *layers;
+	uint32_t nlayers;
+	struct tnode *nodes;
+	uint32_t nnodes;
+	struct tlink *links;
+	uint32_t nlinks;
+	struct buf hidden; /* struct tree_hidden[] */
+	char **warnings;
+	uint32_t nwarnings;
+};
+
+/* Build-time node. */
+struct bnode {
+	const char *name;
+	uint32_t name_len;
+	uint32_t parent;
+	uint32_t first_child;
+	uint32_t next_sibling;
+	uint32_t layer, entry;		 /* version shown; TREE_NONE entry: implied dir */
+	uint32_t data_layer, data_entry; /* where its bytes are (hardlinks) */
+	uint8_t dead;
+	uint8_t dir;
+};
+
+struct builder {
+	struct tree *t;
+	struct bnode *n;
+	uint32_t nn, capn;
+	uint32_t *slots; /* hash: node index + 1, 0 = empty */
+	uint32_t nslots, used;
+	uint32_t *stack; /* scratch for subtree walks */
+	uint32_t capstack;
+	int record_hidden;
+};
+
+static void tree_warn(struct tree *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void tree_warn(struct tree *t, const char *fmt, ...)
+{
+	char **w, *s;
+	va_list ap;
+
+	if (t->nwarnings >= TREE_MAX_WARNINGS)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (!s)
+		return;
+	w = realloc(t->warnings, (t->nwarnings + 1) * sizeof(*w));
+	if (!w) {
+		free(s);
+		return;
+	}
+	t->warnings = w;
+	w[t->nwarnings++] = s;
+}
+
+static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
+{
+	uint64_t h = 1469598103934665603ull ^ parent;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+static int names_equal(const struct bnode *n, const char *name, size_t len)
+{
+	return n->name_len == len && memcmp(n->name, name, len) == 0;
+}
+
+/* The slot holding (parent, name), or the empty slot where it would go. */
+static uint32_t *find_slot(struct builder *b, uint32_t parent, const char *name, size_t len)
+{
+	uint32_t mask = b->nslots - 1;
+	uint32_t i = (uint32_t)key_hash(parent, name, len) & mask;
+
+	for (;;) {
+		uint32_t *s = &b->slots[i];
+
+		if (!*s)
+			return s;
+		const struct bnode *n = &b->n[*s - 1];
+		if (n->parent == parent && names_equal(n, name, len))
+			return s;
+		i = (i + 1) & mask;
+	}
+}
+
+static int grow_slots(struct builder *b)
+{
+	uint32_t old_n = b->nslots, *old = b->slots;
+
+	if (b->nslots > UINT32_MAX / 4)
+		return -E2BIG;
+	b->nslots = old_n ? old_n * 2 : 1024;
+	b->slots = calloc(b->nslots, sizeof(*b->slots));
+	if (!b->slots) {
+		b->slots = old;
+		b->nslots = old_n;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < old_n; i++) {
+		if (old[i]) {
+			const struct bnode *n = &b->n[old[i] - 1];
+			*find_slot(b, n->parent, n->name, n->name_len) = old[i];
+		}
+	}
+	free(old);
+	return 0;
+}
+
+/* The live child (parent, name), or TREE_NONE. */
+static uint32_t child(struct builder *b, uint32_t parent, const char *name, size_t len)
+{
+	uint32_t s = *find_slot(b, parent, name, len);
+
+	if (!s || b->n[s - 1].dead)
+		return TREE_NONE;
+	return s - 1;
+}
+
+static int new_node(struct builder *b, uint32_t parent, const char *name, size_t len,
+		    uint32_t layer, uint32_t entry, int dir, uint32_t *ret)
+{
+	struct bnode *n;
+	uint32_t idx;
+	int r;
+
+	if ((b->used + 1) * 2 > b->nslots && (r = grow_slots(b)) < 0)
+		return r;
+	if (b->nn == b->capn) {
+		uint32_t cap = b->capn ? b->capn * 2 : 1024;
+		struct bnode *p;
+
+		if (b->capn > UINT32_MAX / 4)
+			return -E2BIG;
+		p = realloc(b->n, (size_t)cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		b->n = p;
+		b->capn = cap;
+	}
+	idx = b->nn++;
+	n = &b->n[idx];
+	*n = (struct bnode){.name = name,
+			    .name_len = (uint32_t)len,
+			    .parent = parent,
+			    .first_child = TREE_NONE,
+			    .next_sibling = TREE_NONE,
+			    .layer = layer,
+			    .entry = entry,
+			    .data_layer = layer,
+			    .data_entry = entry,
+			    .dir = (uint8_t)dir};
+	if (idx != 0) {
+		uint32_t *s = find_slot(b, parent, name, len);
+
+		if (!*s)
+			b->used++;
+		*s = idx + 1;
+		n->next_sibling = b->n[parent].first_child;
+		b->n[parent].first_child = idx;
+	}
+	*ret = idx;
+	return 0;
+}
+
+static int record_hidden(struct builder *b, const struct bnode *n, uint32_t by, uint32_t how)
+{
+	struct tree_hidden h = {n->layer, n->entry, by, how};
+
+	if (!b->record_hidden || n->entry == TREE_NONE)
+		return 0;
+	return buf_append(&b->t->hidden, &h, sizeof(h));
+}
+
+/* Marks node and everything below it dead, recording each hidden version. */
+static int kill_subtree(struct builder *b, uint32_t node, uint32_t by, uint32_t how)
+{
+	uint32_t sp = 0;
+	int r;
+
+	if (b->capstack == 0) {
+		b->stack = malloc(256 * sizeof(*b->stack));
+		if (!b->stack)
+			return -ENOMEM;
+		b->capstack = 256;
+	}
+	b->stack[sp++] = node;
+	while (sp) {
+		uint32_t i = b->stack[--sp];
+		struct bnode *n = &b->n[i];
+
+		if (n->dead)
+			continue;
+		n->dead = 1;
+		if ((r = record_hidden(b, n, by, how)) < 0)
+			return r;
+		for (uint32_t c = n->first_child; c != TREE_NONE; c = b->n[c].next_sibling) {
+			if (b->n[c].dead)
+				continue;
+			if (sp == b->capstack) {
+				uint32_t *p = realloc(b->stack, 2 * sp * sizeof(*p));
+
+				if (!p)
+					return -ENOMEM;
+				b->stack = p;
+				b->capstack = 2 * sp;
+			}
+			b->stack[sp++] = c;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Walks the directory part of path (all but the last component) from the
+ * root. With create, missing directories are implied and non-directories in
+ * the way are replaced; without, a missing or non-directory component gives
+ * TREE_NONE. On success *ret_base points at the last component.
+ */
+static int walk_parent(struct builder *b, const char *path, uint32_t layer, int create,
+		       uint32_t *ret_dir, const char **ret_base)
+{
+	uint32_t dir = 0;
+	const char *p = path, *slash;
+	int r;
+
+	while ((slash = strchr(p, '/'))) {
+		size_t len = (size_t)(slash - p);
+		uint32_t c = child(b, dir, p, len);
+
+		if (c != TREE_NONE && !b->n[c].dir) {
+			if (!create) {
+				*ret_dir = TREE_NONE;
+				return 0;
+			}
+			if ((r = kill_subtree(b, c, layer, TREE_SHADOWED)) < 0)
+				return r;
+			c = TREE_NONE;
+		}
+		if (c == TREE_NONE) {
+			if (!create) {
+				*ret_dir = TREE_NONE;
+				return 0;
+			}
+			if ((r = new_node(b, dir, p, len, layer, TREE_NONE, 1, &c)) < 0)
+				return r;
+		}
+		dir = c;
+		p = slash + 1;
+	}
+	*ret_dir = dir;
+	*ret_base = p;
+	return 0;
+}
+
+static int apply_whiteout(struct builder *b, const struct layer *l, uint32_t li,
+			  const struct layer_entry *e)
+{
+	const char *path = layer_str(l, e->path), *base;
+	uint32_t dir, c;
+	int r;
+
+	if ((r = walk_parent(b, path, li, 0, &dir, &base)) < 0 || dir == TREE_NONE)
+		return r;
+	if (e->flags & LAYER_F_OPAQUE) {
+		for (c = b->n[dir].first_child; c != TREE_NONE; c = b->n[c].next_sibling)
+			if (!b->n[c].dead && (r = kill_subtree(b, c, li, TREE_OPAQUE)) < 0)
+				return r;
+		return 0;
+	}
+	c = child(b, dir, base + 4, strlen(base + 4));
+	if (c == TREE_NONE)
+		return 0;
+	return kill_subtree(b, c, li, TREE_WHITEOUT);
+}
+
+/* The live node at a cleaned path, or TREE_NONE. */
+static uint32_t build_resolve(struct builder *b, const char *path)
+{
+	uint32_t dir;
+	const char *base;
+
+	if (walk_parent(b, path, 0, 0, &dir, &base) < 0 || dir == TREE_NONE)
+		return TREE_NONE;
+	return child(b, dir, base, strlen(base));
+}
+
+static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, uint32_t ei)
+{
+	const struct layer_entry *e = layer_entry(l, ei);
+	const char *path = layer_str(l, e->path), *base;
+	int is_dir = e->type == LAYER_DIR;
+	uint32_t dir, c, data_layer = li, data_entry = ei;
+	int r;
+
+	if (e->type == LAYER_HARDLINK) {
+		uint32_t target = build_resolve(b, layer_str(l, e->link));
+
+		if (target == TREE_NONE || b->n[target].dir || b->n[target].entry == TREE_NONE) {
+			tree_warn(b->t, "layer %u: hardlink %s to %s: target %s, skipped", li, path,
+				  layer_str(l, e->link),
+				  target == TREE_NONE ? "missing" : "is a directory");
+			return 0;
+		}
+		data_layer = b->n[target].data_layer;
+		data_entry = b->n[target].data_entry;
+	}
+	if ((r = walk_parent(b, path, li, 1, &dir, &base)) < 0)
+		return r;
+	c = child(b, dir, base, strlen(base));
+	if (c != TREE_NONE) {
+		if (is_dir && b->n[c].dir) {
+			b->n[c].layer = b->n[c].data_layer = li;
+			b->n[c].entry = b->n[c].data_entry = ei;
+			return 0;
+		}
+		if ((r = kill_subtree(b, c, li, TREE_SHADOWED)) < 0)
+			return r;
+	}
+	if ((r = new_node(b, dir, base, strlen(base), li, ei, is_dir, &c)) < 0)
+		return r;
+	b->n[c].data_layer = data_layer;
+	b->n[c].data_entry = data_entry;
+	return 0;
+}
+
+static int apply_layer(struct builder *b, const struct layer *l, uint32_t li, int raw)
+{
+	uint32_t count = layer_count(l);
+	int r;
+
+	/*
+	 * Whiteouts first: they hide lower layers only, so applying them before
+	 * any entry of their own layer makes tar order irrelevant.
+	 */
+	if (!raw) {
+		for (uint32_t i = 0; i < count; i++) {
+			const struct layer_entry *e = layer_entry(l, i);
+
+			if ((e->flags & (LAYER_F_WHITEOUT | LAYER_F_OPAQUE)) &&
+			    (r = apply_whiteout(b, l, li, e)) < 0)
+				return r;
+		}
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const struct layer_entry *e = layer_entry(l, i);
+
+		if (!raw && e->flags)
+			continue;
+		if ((r = apply_entry(b, l, li, i)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int cmp_names(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static int cmp_children(const void *pa, const void *pb, void *nodes)
+{
+	const struct bnode *a = (const struct bnode *)nodes + *(const uint32_t *)pa;
+	const struct bnode *b = (const struct bnode *)nodes + *(const uint32_t *)pb;
+
+	return cmp_names(a->name, a->name_len, b->name, b->name_len);
+}
+
+/* Hash map from a data source (layer, entry) to its hardlink group. */
+struct group {
+	uint32_t layer, entry;
+	uint32_t ino, nlink;
+};
+
+static struct group *group_find(struct group *g, uint32_t mask, uint32_t layer, uint32_t entry)
+{
+	uint32_t i = (uint32_t)(((uint64_t)layer * 0x9E3779B97F4A7C15ull ^ entry) * 0xff51afd7ed558ccdull >> 20) & mask;
+
+	while (g[i].nlink && (g[i].layer != layer || g[i].entry != entry))
+		i = (i + 1) & mask;
+	return &g[i];
+}
+
+/* Turns the live build nodes into the final sorted array, and finds hardlink groups. */
+static int finish(struct builder *b)
+{
+	struct tree *t = b->t;
+	uint32_t *order = NULL, *newidx = NULL, n = 0, head = 0;
+	struct group *groups = NULL;
+	uint32_t gmask;
+	int r = -ENOMEM;
+
+	order = malloc((size_t)b->nn * sizeof(*order));
+	newidx = malloc((size_t)b->nn * sizeof(*newidx));
+	t->nodes = calloc(b->nn, sizeof(*t->nodes));
+	if (!order || !newidx || !t->nodes)
+		goto out;
+	/* Breadth first: each directory's children land consecutively. */
+	order[n++] = 0;
+	newidx[0] = 0;
+	while (head < n) {
+		uint32_t old = order[head], start = n;
+		struct tnode *tn = &t->nodes[head];
+		const struct bnode *bn = &b->n[old];
+
+		for (uint32_t c = bn->first_child; c != TREE_NONE; c = b->n[c].next_sibling)
+			if (!b->n[c].dead)
+				order[n++] = c;
+		qsort_r(order + start, n - start, sizeof(*order), cmp_children, b->n);
+		*tn = (struct tnode){.name = bn->name,
+				     .name_len = bn->name_len,
+				     .parent = head ? newidx[bn->parent] : 0,
+				     .first = start,
+				     .count = n - start,
+				     .entry = bn->entry,
+				     .layer = (uint16_t)bn->layer};
+		for (uint32_t i = start; i < n; i++)
+			newidx[order[i]] = i;
+		head++;
+	}
+	t->nnodes = n;
+
+	/* Hardlink groups: nodes whose bytes come from the same entry. */
+	for (gmask = 1; gmask < 2 * n; gmask <<= 1)
+		;
+	groups = calloc(gmask, sizeof(*groups));
+	if (!groups)
+		goto out;
+	gmask--;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct bnode *bn = &b->n[order[i]];
+		struct group *g;
+
+		if (bn->dir || bn->data_entry == TREE_NONE)
+			continue;
+		g = group_find(groups, gmask, bn->data_layer, bn->data_entry);
+		if (!g->nlink)
+			*g = (struct group){bn->data_layer, bn->data_entry, i, 0};
+		g->nlink++;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct bnode *bn = &b->n[order[i]];
+		struct group *g;
+		struct tlink *p;
+
+		if (bn->dir || bn->data_entry == TREE_NONE)
+			continue;
+		g = group_find(groups, gmask, bn->data_layer, bn->data_entry);
+		if (g->nlink < 2 && bn->data_entry == bn->entry && bn->data_layer == bn->layer)
+			continue;
+		p = realloc(t->links, (t->nlinks + 1) * sizeof(*p));
+		if (!p)
+			goto out;
+		t->links = p;
+		p[t->nlinks++] = (struct tlink){i, g->ino, g->nlink, bn->data_layer, bn->data_entry};
+		t->nodes[i].linked = 1;
+	}
+	r = 0;
+out:
+	free(groups);
+	free(order);
+	free(newidx);
+	return r;
+}
+
+static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, int raw,
+		 struct tree **ret_tree, struct err *err)
+{
+	struct builder b = {0};
+	struct tree *t = calloc(1, sizeof(*t));
+	uint32_t root;
+	int r = -ENOMEM;
+
+	if (!t)
+		goto out;
+	t->layers = layers;
+	t->nlayers = nlayers;
+	b.t = t;
+	b.record_hidden = !raw;
+	if ((r = grow_slots(&b)) < 0 || (r = new_node(&b, 0, "", 0, 0, TREE_NONE, 1, &root)) < 0)
+		goto out;
+	for (uint32_t i = first; i < nlayers; i++)
+		if ((r = apply_layer(&b, layers[i], i, raw)) < 0)
+			goto out;
+	if ((r = finish(&b)) < 0)
+		goto out;
+	*ret_tree = t;
+	t = NULL;
+out:
+	if (r < 0)
+		err_set(err, r, "building the %s view of %u layers: %s", raw ? "layer" : "merged",
+			nlayers, strerror(-r));
+	free(b.n);
+	free(b.slots);
+	free(b.stack);
+	tree_free(t);
+	return r;
+}
+
+int tree_build_merged(struct layer *const *layers, uint32_t nlayers, struct tree **ret_tree,
+		      struct err *err)
+{
+	return build(layers, nlayers, 0, 0, ret_tree, err);
+}
+
+int tree_build_layer(struct layer *const *layers, uint32_t index, struct tree **ret_tree,
+		     struct err *err)
+{
+	return build(layers, index + 1, index, 1, ret_tree, err);
+}
+
+void tree_free(struct tree *t)
+{
+	if (!t)
+		return;
+	free(t->nodes);
+	free(t->links);
+	buf_release(&t->hidden);
+	for (uint32_t i = 0; i < t->nwarnings; i++)
+		free(t->warnings[i]);
+	free(t->warnings);
+	free(t);
+}
+
+uint32_t tree_node_count(const struct tree *t)
+{
+	return t->nnodes;
+}
+
+uint32_t tree_lookup(const struct tree *t, uint32_t dir, const char *name, size_t len)
+{
+	const struct tnode *d = &t->nodes[dir];
+	uint32_t lo = d->first, hi = d->first + d->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct tnode *n = &t->nodes[mid];
+		int c = cmp_names(n->name, n->name_len, name, len);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return TREE_NONE;
+}
+
+uint32_t tree_resolve(const struct tree *t, const char *path)
+{
+	uint32_t node = 0;
+
+	while (*path) {
+		const char *slash = strchr(path, '/');
+		size_t len = slash ? (size_t)(slash - path) : strlen(path);
+
+		if (len && !(len == 1 && path[0] == '.')) {
+			node = tree_lookup(t, node, path, len);
+			if (node == TREE_NONE)
+				return TREE_NONE;
+		}
+		path += len + (slash ? 1 : 0);
+	}
+	return node;
+}
+
+void tree_children(const struct tree *t, uint32_t dir, uint32_t *ret_first, uint32_t *ret_count)
+{
+	*ret_first = t->nodes[dir].first;
+	*ret_count = t->nodes[dir].count;
+}
+
+uint32_t tree_parent(const struct tree *t, uint32_t node)
+{
+	return t->nodes[node].parent;
+}
+
+const char *tree_name(const struct tree *t, uint32_t node, size_t *ret_len)
+{
+	*ret_len = t->nodes[node].name_len;
+	return t->nodes[node].name;
+}
+
+static const struct tlink *find_link(const struct tree *t, uint32_t node)
+{
+	uint32_t lo = 0, hi = t->nlinks;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (t->links[mid].node == node)
+			return &t->links[mid];
+		if (t->links[mid].node < node)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct layer_entry *tree_entry(const struct tree *t, uint32_t node,
+				     const struct layer **ret_layer)
+{
+	const struct tnode *n = &t->nodes[node];
+
+	if (n->entry == TREE_NONE)
+		return NULL;
+	if (ret_layer)
+		*ret_layer = t->layers[n->layer];
+	return layer_entry(t->layers[n->layer], n->entry);
+}
+
+void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
+{
+	const struct tnode *n = &t->nodes[node];
+	const struct layer_entry *e;
+
+	*ret = (struct tree_attr){.ino = node,
+				  .layer = n->entry == TREE_NONE ? TREE_NONE : n->layer,
+				  .entry = n->entry,
+				  .data_layer = n->layer,
+				  .data_entry = n->entry,
+				  .nlink = 1};
+	if (n->linked) {
+		const struct tlink *k = find_link(t, node);
+
+		ret->ino = k->ino;
+		ret->nlink = k->nlink;
+		ret->data_layer = k->data_layer;
+		ret->data_entry = k->data_entry;
+	}
+	if (ret->data_entry == TREE_NONE) {
+		/* an implied directory: what tar extraction would create */
+		ret->mode = S_IFDIR | 0755;
+	} else {
+		e = layer_entry(t->layers[ret->data_layer], ret->data_entry);
+		ret->mode = e->mode;
+		ret->uid = e->uid;
+		ret->gid = e->gid;
+		ret->size = e->size;
+		ret->mtime = e->mtime;
+		ret->mtime_nsec = e->mtime_nsec;
+		ret->rdev = makedev(e->rdev_major, e->rdev_minor);
+		if (S_ISLNK(e->mode))
+			ret->size = strlen(layer_str(t->layers[ret->data_layer], e->link));
+	}
+	if (S_ISDIR(ret->mode)) {
+		ret->nlink = 2;
+		for (uint32_t i = 0; i < n->count; i++) {
+			const struct tnode *c = &t->nodes[n->first + i];
+			const struct layer_entry *ce =
+				c->entry == TREE_NONE ? NULL : layer_entry(t->layers[c->layer], c->entry);
+
+			if (!ce || ce->type == LAYER_DIR)
+				ret->nlink++;
+		}
+	}
+}
+
+ssize_t tree_read(const struct tree *t, uint32_t node, void *buf, size_t len, uint64_t off,
+		  struct err *err)
+{
+	struct tree_attr a;
+
+	tree_stat(t, node, &a);
+	if (a.data_entry == TREE_NONE || !S_ISREG(a.mode))
+		return -EISDIR;
+	return layer_read(t->layers[a.data_layer], layer_entry(t->layers[a.data_layer], a.data_entry),
+			  buf, len, off, err);
+}
+
+uint32_t tree_hidden_count(const struct tree *t)
+{
+	return (uint32_t)(t->hidden.len / sizeof(struct tree_hidden));
+}
+
+const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i)
+{
+	return (const struct tree_hidden *)t->hidden.data + i;
+}
+
+uint32_t tree_warning_count(const struct tree *t)
+{
+	return t->nwarnings;
+}
+
+const char *tree_warning(const struct tree *t, uint32_t i)
+{
+	return t->warnings[i];
+}
