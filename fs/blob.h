@@ -44,13 +44,27 @@ enum blob_compression {
 };
 
 struct blob_limits {
-	uint64_t max_output;	      /* bound on the decompressed size, bytes */
-	uint64_t max_expansion;	      /* bound on decompressed / stored size, when stored > 1 MiB */
+	uint64_t max_output;          /* bound on the decompressed size, bytes */
+	uint64_t max_expansion;       /* bound on decompressed / stored size, when stored > 1 MiB */
 	unsigned zstd_window_log_max; /* bound on the zstd window (log2 bytes) */
 };
 
+/*
+ * How the limits apply: decompression fails with -EFBIG ("decompression bomb:
+ * ...") as soon as the output passes max_output, or passes max_expansion times
+ * the stored size while either the stored size is above 1 MiB or the output is
+ * above 1 GiB. Small blobs thus may expand freely up to 1 GiB (tiny layers of
+ * zeros are legitimate), and nothing expands without bound. The checks run
+ * during the stream pass and during blob_pread alike.
+ *
+ * Where the compressed data ends before the stored bytes do (trailing zeros, or
+ * anything that is not the start of another gzip member or zstd frame), the
+ * decompressed stream ends there: that is not an error. Truncated or corrupt
+ * compressed data is (-EIO, naming the stored offset).
+ */
+
 struct blob_digests {
-	unsigned char stored[32];	/* sha256 of the blob as stored (the layer digest) */
+	unsigned char stored[32];       /* sha256 of the blob as stored (the layer digest) */
 	unsigned char decompressed[32]; /* sha256 of the decompressed stream (the diff_id) */
 	uint64_t stored_size;
 	uint64_t decompressed_size;
@@ -62,12 +76,21 @@ struct blob_stream;
 /* Fills l with the defaults: 256 GiB output, ratio 2000, zstd window 2^30. */
 void blob_limits_default(struct blob_limits *l);
 
+/* Counters for tests and benchmarks: how much work random access costs. */
+struct blob_stats {
+	uint64_t pread_decompressed; /* bytes decompressed on behalf of blob_pread */
+	uint64_t pread_restarts;     /* times blob_pread restarted at a seek point */
+	uint64_t cache_hits;         /* pread pieces served from a cached span */
+	uint64_t cache_misses;
+	uint64_t seek_points; /* recorded or imported, the start at 0 not counted */
+};
+
 /*
  * Opens the blob at [offset, offset + length) of fd and sniffs its compression.
  * lim may be NULL for the defaults. The blob is returned in *ret_blob.
  */
 int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits *lim,
-	      struct blob **ret_blob, struct err *err);
+              struct blob **ret_blob, struct err *err);
 void blob_free(struct blob *b);
 
 enum blob_compression blob_compression(const struct blob *b);
@@ -113,5 +136,8 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
  */
 int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, struct err *err);
 int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err);
+
+/* Copies the counters of b into *ret. Thread-safe. */
+void blob_stats(const struct blob *b, struct blob_stats *ret);
 
 #endif

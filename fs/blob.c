@@ -1,0 +1,780 @@
+/*
+ * blob: a layer blob seen as its decompressed stream (see blob.h).
+ *
+ * This file holds what does not depend on the compression: sniffing, the
+ * input buffer of a decoder, the limits, the stream pass (hashing, handing the
+ * recorded seek points to the blob), random reads through a per-blob cursor
+ * and a small cache of decompressed spans, and the index format. The gzip and
+ * zstd decoders live in blob_gzip.c and blob_zstd.c.
+ *
+ * Locking: one mutex per blob guards its seek points, cursor, span cache and
+ * counters. blob_pread holds it while it decompresses, so concurrent readers
+ * of one blob take turns, but a span decompressed for one of them serves the
+ * others. The stream pass runs outside the mutex with its own decoder and
+ * only takes it to hand over its results.
+ */
+#include "blob_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+#define STREAM_IN_CAP  (1u << 20)
+#define STREAM_OUT_CAP (1u << 20)
+#define CURSOR_IN_CAP  (128u * 1024)
+/* A cached span starts on this boundary (or at the cursor) so that reads
+ * just before the requested one, common with readahead, hit it too. */
+#define SPAN_ALIGN (64u * 1024)
+
+#define INDEX_MAGIC     "STRBLIDX"
+#define INDEX_VERSION   1
+#define INDEX_HEAD_LEN  40
+#define INDEX_POINT_LEN 24
+
+static const struct blob_point start_point = {.kind = POINT_START};
+
+void blob_limits_default(struct blob_limits *l)
+{
+	l->max_output = 256 * GiB;
+	l->max_expansion = 2000;
+	l->zstd_window_log_max = 30;
+}
+
+/* Reads until len bytes or the end of the file; returns the count or -errno. */
+static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		done += r;
+	}
+	return done;
+}
+
+int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits *lim,
+              struct blob **ret_blob, struct err *err)
+{
+	unsigned char magic[4];
+	size_t want = length < 4 ? length : 4;
+	struct blob *b = NULL;
+	ssize_t n;
+	int r;
+
+	if (fd < 0)
+		return err_set(err, -EBADF, "blob: bad file descriptor %d", fd);
+	if (offset > INT64_MAX || length > INT64_MAX - offset)
+		return err_set(err, -EINVAL, "blob: range %llu+%llu is out of bounds",
+		               (unsigned long long)offset, (unsigned long long)length);
+	n = pread_full(fd, magic, want, offset);
+	if (n < 0)
+		return err_set(err, (int)n,
+		               "blob: cannot read its first bytes at file offset %llu: %s",
+		               (unsigned long long)offset, strerror((int)-n));
+	if ((size_t)n < want)
+		return err_set(err, -EIO, "blob: the file ends before the blob at %llu+%llu does",
+		               (unsigned long long)offset, (unsigned long long)length);
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return err_set(err, -ENOMEM, "blob: out of memory");
+	r = pthread_mutex_init(&b->lock, NULL);
+	if (r) {
+		free(b);
+		return err_set(err, -r, "blob: cannot create its mutex");
+	}
+	b->fd = fd;
+	b->offset = offset;
+	b->length = length;
+	if (lim)
+		b->lim = *lim;
+	else
+		blob_limits_default(&b->lim);
+	b->size = -1;
+	if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+		b->comp = BLOB_GZIP;
+	} else if (n == 4 && ((magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
+	                       magic[3] == 0xfd) ||
+	                      ((magic[0] & 0xf0) == 0x50 && magic[1] == 0x2a && magic[2] == 0x4d &&
+	                       magic[3] == 0x18))) {
+		b->comp = BLOB_ZSTD;
+	} else {
+		b->comp = BLOB_RAW;
+		b->size = (int64_t)length;
+	}
+	*ret_blob = b;
+	return 0;
+}
+
+static void points_free(struct blob_point *pts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(pts[i].window);
+	free(pts);
+}
+
+static void dec_free(struct dec *d)
+{
+	if (!d)
+		return;
+	gz_free(d);
+	zs_free(d);
+	points_free(d->pts, d->npts);
+	EVP_MD_CTX_free(d->sha_stored);
+	free(d->in);
+	free(d);
+}
+
+void blob_free(struct blob *b)
+{
+	if (!b)
+		return;
+	dec_free(b->cur);
+	points_free(b->pts, b->npts);
+	for (int i = 0; i < BLOB_CACHE_SPANS; i++)
+		free(b->spans[i].data);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+enum blob_compression blob_compression(const struct blob *b)
+{
+	return b->comp;
+}
+
+const char *blob_compression_name(enum blob_compression c)
+{
+	switch (c) {
+	case BLOB_RAW:
+		return "none";
+	case BLOB_GZIP:
+		return "gzip";
+	case BLOB_ZSTD:
+		return "zstd";
+	}
+	return "unknown";
+}
+
+uint64_t blob_stored_size(const struct blob *b)
+{
+	return b->length;
+}
+
+int64_t blob_size(const struct blob *b)
+{
+	return __atomic_load_n(&b->size, __ATOMIC_ACQUIRE);
+}
+
+void blob_stats(const struct blob *b, struct blob_stats *ret)
+{
+	struct blob *mb = (struct blob *)b; /* the mutex is not part of the value */
+
+	pthread_mutex_lock(&mb->lock);
+	*ret = b->stats;
+	pthread_mutex_unlock(&mb->lock);
+}
+
+/* ---- decoder input and bookkeeping, shared by both backends ---- */
+
+static struct dec *dec_new(struct blob *b, size_t in_cap)
+{
+	struct dec *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->b = b;
+	d->in_cap = in_cap;
+	d->in = malloc(in_cap);
+	if (!d->in) {
+		free(d);
+		return NULL;
+	}
+	d->state = DEC_BROKEN;
+	return d;
+}
+
+static int dec_start(struct dec *d, const struct blob_point *p, struct err *err)
+{
+	int r = 0;
+
+	d->in_len = d->in_pos = 0;
+	d->in_off = p->in;
+	d->out_pos = p->out;
+	d->last_point_out = p->out;
+	d->raw_deflate = false;
+	d->trailer_left = 0;
+	d->state = DEC_BODY;
+	if (d->b->comp == BLOB_GZIP)
+		r = gz_start(d, p, err);
+	else if (d->b->comp == BLOB_ZSTD)
+		r = zs_start(d, p, err);
+	if (r < 0)
+		d->state = DEC_BROKEN;
+	return r;
+}
+
+static ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
+{
+	ssize_t n = d->b->comp == BLOB_GZIP ? gz_read(d, buf, cap, err) : zs_read(d, buf, cap, err);
+
+	if (n < 0)
+		d->state = DEC_BROKEN;
+	return n;
+}
+
+ssize_t dec_fill(struct dec *d, size_t want, struct err *err)
+{
+	const struct blob *b = d->b;
+	size_t avail = d->in_len - d->in_pos;
+
+	if (avail >= want || d->in_off >= b->length)
+		return avail;
+	if (d->in_pos) {
+		d->last_byte = d->in[d->in_pos - 1];
+		memmove(d->in, d->in + d->in_pos, avail);
+		d->in_len = avail;
+		d->in_pos = 0;
+	}
+	while (d->in_len < want && d->in_off < b->length) {
+		size_t n = d->in_cap - d->in_len;
+		ssize_t r;
+
+		if (n > b->length - d->in_off)
+			n = b->length - d->in_off;
+		r = pread(b->fd, d->in + d->in_len, n, (off_t)(b->offset + d->in_off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return err_set(err, -errno, "blob: read failed at stored offset %llu: %s",
+			               (unsigned long long)d->in_off, strerror(errno));
+		if (r == 0)
+			return err_set(err, -EIO,
+			               "blob: the file ends at stored offset %llu, inside the blob",
+			               (unsigned long long)d->in_off);
+		if (d->sha_stored && !EVP_DigestUpdate(d->sha_stored, d->in + d->in_len, r))
+			return err_set(err, -EIO, "blob: sha256 update failed");
+		d->in_len += r;
+		d->in_off += r;
+	}
+	return d->in_len - d->in_pos;
+}
+
+int dec_check_limits(struct dec *d, struct err *err)
+{
+	const struct blob_limits *l = &d->b->lim;
+	uint64_t stored = d->b->length;
+	uint64_t out = d->out_pos;
+
+	if (out > l->max_output) {
+		d->state = DEC_BROKEN;
+		return err_set(err, -EFBIG,
+		               "decompression bomb: output passes max_output (%llu bytes) at "
+		               "stored offset %llu",
+		               (unsigned long long)l->max_output,
+		               (unsigned long long)dec_stored_pos(d));
+	}
+	if ((stored > MiB || out > GiB) && out > (unsigned __int128)l->max_expansion * stored) {
+		d->state = DEC_BROKEN;
+		return err_set(err, -EFBIG,
+		               "decompression bomb: %llu bytes out of %llu stored passes the "
+		               "expansion limit %llu",
+		               (unsigned long long)out, (unsigned long long)stored,
+		               (unsigned long long)l->max_expansion);
+	}
+	return 0;
+}
+
+int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err)
+{
+	if (d->npts == d->cap_pts) {
+		size_t cap = d->cap_pts ? 2 * d->cap_pts : 64;
+		struct blob_point *np = realloc(d->pts, cap * sizeof(*np));
+
+		if (!np)
+			return err_set(err, -ENOMEM, "blob: out of memory for seek points");
+		d->pts = np;
+		d->cap_pts = cap;
+	}
+	d->pts[d->npts++] = *p;
+	d->last_point_out = p->out;
+	return 0;
+}
+
+/* ---- the stream pass ---- */
+
+struct blob_stream {
+	struct blob *b;
+	struct dec *d;
+	unsigned char *out;
+	EVP_MD_CTX *sha_out;
+	bool ended, finished;
+};
+
+void blob_stream_free(struct blob_stream *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->b->lock);
+	s->b->streaming = false;
+	pthread_mutex_unlock(&s->b->lock);
+	dec_free(s->d);
+	EVP_MD_CTX_free(s->sha_out);
+	free(s->out);
+	free(s);
+}
+
+static EVP_MD_CTX *sha256_new(void)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (c && !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+int blob_stream_open(struct blob *b, struct blob_stream **ret_stream, struct err *err)
+{
+	struct blob_stream *s = NULL;
+	bool busy;
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	busy = b->streaming;
+	b->streaming = true;
+	pthread_mutex_unlock(&b->lock);
+	if (busy)
+		return err_set(err, -EBUSY, "blob: a stream pass is already running");
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		pthread_mutex_lock(&b->lock);
+		b->streaming = false;
+		pthread_mutex_unlock(&b->lock);
+		return err_set(err, -ENOMEM, "blob: out of memory for a stream");
+	}
+	s->b = b;
+	r = -ENOMEM;
+	s->d = dec_new(b, STREAM_IN_CAP);
+	if (!s->d)
+		goto out;
+	s->d->record = true;
+	s->d->sha_stored = sha256_new();
+	if (!s->d->sha_stored)
+		goto out;
+	if (b->comp != BLOB_RAW) {
+		s->sha_out = sha256_new();
+		s->out = malloc(STREAM_OUT_CAP);
+		if (!s->sha_out || !s->out)
+			goto out;
+	}
+	r = dec_start(s->d, &start_point, err);
+	if (r < 0)
+		goto out;
+	*ret_stream = s;
+	return 0;
+out:
+	if (r == -ENOMEM)
+		err_set(err, r, "blob: out of memory for a stream");
+	blob_stream_free(s);
+	return r;
+}
+
+ssize_t blob_stream_next(struct blob_stream *s, const void **ret_data, struct err *err)
+{
+	struct dec *d = s->d;
+	ssize_t n;
+
+	if (s->ended)
+		return 0;
+	if (s->b->comp == BLOB_RAW) {
+		/* Stored bytes are the output: hand out the input buffer itself. */
+		d->in_pos = d->in_len;
+		n = dec_fill(d, d->in_cap, err);
+		if (n < 0)
+			return n;
+		*ret_data = d->in;
+		d->in_pos = d->in_len;
+		d->out_pos += n;
+	} else {
+		n = dec_read(d, s->out, STREAM_OUT_CAP, err);
+		if (n < 0)
+			return n;
+		if (n && !EVP_DigestUpdate(s->sha_out, s->out, n))
+			return err_set(err, -EIO, "blob: sha256 update failed");
+		*ret_data = s->out;
+	}
+	if (!n)
+		s->ended = true;
+	return n;
+}
+
+int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, struct err *err)
+{
+	struct blob *b = s->b;
+	struct dec *d = s->d;
+	struct blob_digests dg = {0};
+	const void *data;
+	struct blob_point *old;
+	size_t nold;
+	ssize_t n;
+
+	if (s->finished)
+		return err_set(err, -EINVAL, "blob: stream already finished");
+	while ((n = blob_stream_next(s, &data, err)) > 0)
+		;
+	if (n < 0)
+		return (int)n;
+	/* What follows the compressed data is part of the layer digest. */
+	while (d->in_off < b->length) {
+		d->in_pos = d->in_len;
+		n = dec_fill(d, d->in_cap, err);
+		if (n < 0)
+			return (int)n;
+	}
+	if (!EVP_DigestFinal_ex(d->sha_stored, dg.stored, NULL) ||
+	    (s->sha_out && !EVP_DigestFinal_ex(s->sha_out, dg.decompressed, NULL)))
+		return err_set(err, -EIO, "blob: sha256 final failed");
+	if (!s->sha_out)
+		memcpy(dg.decompressed, dg.stored, sizeof(dg.stored));
+	dg.stored_size = b->length;
+	dg.decompressed_size = d->out_pos;
+	s->finished = true;
+
+	pthread_mutex_lock(&b->lock);
+	old = b->pts;
+	nold = b->npts;
+	b->pts = d->pts;
+	b->npts = d->npts;
+	b->stats.seek_points = d->npts;
+	__atomic_store_n(&b->size, (int64_t)d->out_pos, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&b->lock);
+	d->pts = NULL;
+	d->npts = d->cap_pts = 0;
+	points_free(old, nold);
+	*ret_digests = dg;
+	return 0;
+}
+
+/* ---- random access ---- */
+
+static const struct blob_point *point_before(const struct blob *b, uint64_t off)
+{
+	size_t lo = 0, hi = b->npts;
+
+	/* The last point with out <= off; points are sorted by out. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->pts[mid].out <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? &b->pts[lo - 1] : &start_point;
+}
+
+static struct blob_span *span_find(struct blob *b, uint64_t off)
+{
+	for (int i = 0; i < BLOB_CACHE_SPANS; i++) {
+		struct blob_span *sp = &b->spans[i];
+		if (sp->stamp && off >= sp->off && off - sp->off < sp->len) {
+			sp->stamp = ++b->clock;
+			return sp;
+		}
+	}
+	return NULL;
+}
+
+static struct blob_span *span_victim(struct blob *b)
+{
+	struct blob_span *v = &b->spans[0];
+
+	for (int i = 1; i < BLOB_CACHE_SPANS; i++)
+		if (b->spans[i].stamp < v->stamp)
+			v = &b->spans[i];
+	if (!v->data)
+		v->data = malloc(BLOB_CACHE_SPAN_LEN);
+	if (!v->data)
+		return NULL;
+	v->stamp = 0;
+	v->len = 0;
+	return v;
+}
+
+/*
+ * Decompresses a span holding off into the cache, continuing from the cursor
+ * when it is between the nearest seek point and off. *ret_span is NULL when
+ * off is past the end of the stream.
+ */
+static int span_fill(struct blob *b, uint64_t off, struct blob_span **ret_span, struct err *err)
+{
+	const struct blob_point *p = point_before(b, off);
+	struct blob_span *v;
+	struct dec *d;
+	uint64_t start;
+	ssize_t n;
+	int r;
+
+	*ret_span = NULL;
+	if (!b->cur) {
+		b->cur = dec_new(b, CURSOR_IN_CAP);
+		if (!b->cur)
+			return err_set(err, -ENOMEM, "blob: out of memory for a read cursor");
+	}
+	d = b->cur;
+	v = span_victim(b);
+	if (!v)
+		return err_set(err, -ENOMEM, "blob: out of memory for the span cache");
+	if (d->state == DEC_BROKEN || d->out_pos > off || d->out_pos < p->out) {
+		b->stats.pread_restarts++;
+		r = dec_start(d, p, err);
+		if (r < 0)
+			return r;
+	}
+	start = off - off % SPAN_ALIGN;
+	while (d->out_pos < start) {
+		uint64_t skip = start - d->out_pos;
+		n = dec_read(d, v->data, skip < BLOB_CACHE_SPAN_LEN ? skip : BLOB_CACHE_SPAN_LEN,
+		             err);
+		if (n <= 0)
+			return (int)n;
+		b->stats.pread_decompressed += n;
+	}
+	n = dec_read(d, v->data, BLOB_CACHE_SPAN_LEN, err);
+	if (n <= 0)
+		return (int)n;
+	b->stats.pread_decompressed += n;
+	v->off = d->out_pos - n;
+	v->len = n;
+	v->stamp = ++b->clock;
+	*ret_span = v;
+	return 0;
+}
+
+ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct err *err)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	if (b->comp == BLOB_RAW) {
+		if (off >= b->length)
+			return 0;
+		if (len > b->length - off)
+			len = b->length - off;
+		r = pread_full(b->fd, buf, len, b->offset + off);
+		if (r < 0)
+			return err_set(err, (int)r, "blob: read failed at offset %llu: %s",
+			               (unsigned long long)off, strerror((int)-r));
+		return r;
+	}
+	pthread_mutex_lock(&b->lock);
+	while (done < len) {
+		uint64_t o = off + done;
+		int64_t size = __atomic_load_n(&b->size, __ATOMIC_ACQUIRE);
+		struct blob_span *sp;
+		size_t n;
+
+		if (size >= 0 && o >= (uint64_t)size)
+			break;
+		sp = span_find(b, o);
+		if (sp) {
+			b->stats.cache_hits++;
+		} else {
+			b->stats.cache_misses++;
+			r = span_fill(b, o, &sp, err);
+			if (r < 0)
+				goto out;
+			if (!sp)
+				break;
+		}
+		n = sp->off + sp->len - o;
+		if (n > len - done)
+			n = len - done;
+		memcpy((char *)buf + done, sp->data + (o - sp->off), n);
+		done += n;
+	}
+	r = done;
+out:
+	pthread_mutex_unlock(&b->lock);
+	return r;
+}
+
+/* ---- the index: a flat little-endian byte string ---- */
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static size_t point_len(const struct blob_point *p)
+{
+	return INDEX_POINT_LEN + (p->kind == POINT_CHECKPOINT ? BLOB_WINDOW : 0);
+}
+
+int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, struct err *err)
+{
+	struct blob *mb = (struct blob *)b;
+	unsigned char *buf = NULL, *p;
+	size_t len = INDEX_HEAD_LEN;
+	int r = 0;
+
+	pthread_mutex_lock(&mb->lock);
+	if (b->size < 0) {
+		r = err_set(err, -EINVAL, "blob: no index before the stream pass has finished");
+		goto out;
+	}
+	for (size_t i = 0; i < b->npts; i++)
+		len += point_len(&b->pts[i]);
+	buf = calloc(1, len);
+	if (!buf) {
+		r = err_set(err, -ENOMEM, "blob: out of memory for the index (%zu bytes)", len);
+		goto out;
+	}
+	memcpy(buf, INDEX_MAGIC, 8);
+	put_u64(buf + 8, INDEX_VERSION | (uint64_t)b->comp << 32);
+	put_u64(buf + 16, b->length);
+	put_u64(buf + 24, (uint64_t)b->size);
+	put_u64(buf + 32, b->npts);
+	p = buf + INDEX_HEAD_LEN;
+	for (size_t i = 0; i < b->npts; i++) {
+		const struct blob_point *pt = &b->pts[i];
+		put_u64(p, pt->in);
+		put_u64(p + 8, pt->out);
+		p[16] = pt->kind;
+		p[17] = pt->bits;
+		p[18] = pt->bitval;
+		if (pt->kind == POINT_CHECKPOINT)
+			memcpy(p + INDEX_POINT_LEN, pt->window, BLOB_WINDOW);
+		p += point_len(pt);
+	}
+	*ret_buf = buf;
+	*ret_len = len;
+out:
+	pthread_mutex_unlock(&mb->lock);
+	return r;
+}
+
+/* Checks one point against the blob and its predecessor; NULL when valid. */
+static const char *point_invalid(const struct blob *b, const struct blob_point *p,
+                                 const struct blob_point *prev, uint64_t size)
+{
+	if (p->kind != POINT_START && !(p->kind == POINT_CHECKPOINT && b->comp == BLOB_GZIP))
+		return "bad kind";
+	if (p->bits > 7 || p->bitval >> p->bits || (p->kind == POINT_START && p->bits))
+		return "bad bit count";
+	if (p->in <= prev->in || p->out <= prev->out)
+		return "offsets do not increase";
+	if (p->in >= b->length || p->out > size)
+		return "offset out of range";
+	return NULL;
+}
+
+int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err)
+{
+	const unsigned char *s = buf, *p;
+	struct blob_point *pts = NULL, *old;
+	const struct blob_point *prev = &start_point;
+	uint64_t head, size, count;
+	size_t n = 0, nold;
+	const char *why = NULL;
+	int r = -EINVAL;
+
+	if (len < INDEX_HEAD_LEN || memcmp(s, INDEX_MAGIC, 8)) {
+		why = "not a blob index";
+		goto out;
+	}
+	head = get_u64(s + 8);
+	size = get_u64(s + 24);
+	count = get_u64(s + 32);
+	if ((uint32_t)head != INDEX_VERSION || head >> 32 != (uint64_t)b->comp) {
+		why = "version or compression differs";
+		goto out;
+	}
+	if (get_u64(s + 16) != b->length || size > INT64_MAX || size > b->lim.max_output ||
+	    (b->comp == BLOB_RAW && (size != b->length || count))) {
+		why = "sizes do not match the blob";
+		goto out;
+	}
+	if (count > (len - INDEX_HEAD_LEN) / INDEX_POINT_LEN) {
+		why = "point count too large";
+		goto out;
+	}
+	pts = calloc(count ? count : 1, sizeof(*pts));
+	if (!pts) {
+		r = -ENOMEM;
+		why = "out of memory";
+		goto out;
+	}
+	p = s + INDEX_HEAD_LEN;
+	for (n = 0; n < count; n++) {
+		struct blob_point *pt = &pts[n];
+		if ((size_t)(s + len - p) < INDEX_POINT_LEN) {
+			why = "truncated";
+			goto out;
+		}
+		pt->in = get_u64(p);
+		pt->out = get_u64(p + 8);
+		pt->kind = p[16];
+		pt->bits = p[17];
+		pt->bitval = p[18];
+		if (p[19] | p[20] | p[21] | p[22] | p[23])
+			why = "nonzero padding";
+		else
+			why = point_invalid(b, pt, prev, size);
+		if (!why && pt->kind == POINT_CHECKPOINT &&
+		    (size_t)(s + len - p) < INDEX_POINT_LEN + BLOB_WINDOW)
+			why = "truncated window";
+		if (why)
+			goto out;
+		if (pt->kind == POINT_CHECKPOINT) {
+			pt->window = malloc(BLOB_WINDOW);
+			if (!pt->window) {
+				r = -ENOMEM;
+				why = "out of memory";
+				goto out;
+			}
+			memcpy(pt->window, p + INDEX_POINT_LEN, BLOB_WINDOW);
+		}
+		p += point_len(pt);
+		prev = pt;
+	}
+	if (p != s + len) {
+		why = "trailing bytes";
+		goto out;
+	}
+	pthread_mutex_lock(&b->lock);
+	old = b->pts;
+	nold = b->npts;
+	b->pts = pts;
+	b->npts = n;
+	b->stats.seek_points = n;
+	__atomic_store_n(&b->size, (int64_t)size, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&b->lock);
+	points_free(old, nold);
+	return 0;
+out:
+	points_free(pts, pts ? count : 0); /* calloc'd: unfilled points own nothing */
+	return err_set(err, r, "blob index refused: %s", why);
+}

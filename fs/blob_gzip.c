@@ -1,0 +1,207 @@
+/*
+ * blob_gzip: the gzip backend of fs/blob, on zlib.
+ *
+ * A gzip blob is one or more members back to back (pigz --independent,
+ * eStargz). The decoder inflates member after member; where the next bytes are
+ * not a member header (trailing zeros, padding, garbage) the stream ends.
+ *
+ * Seek points follow zlib's zran.c idea: during the stream pass, inflate runs
+ * with Z_BLOCK so that it returns at every deflate block boundary, and about
+ * every BLOB_SEEK_SPAN bytes of output the decoder records where the next
+ * block starts in the stored bytes (to the bit) and the 32 KiB of output that
+ * the block may refer back to. A raw inflate primed with those bits and that
+ * dictionary resumes there. Member starts need neither.
+ *
+ * ISA-L is not used here: its inflate cannot stop at block boundaries nor hand
+ * back its bit buffer, which checkpoints need (see the report in the commit log).
+ */
+#include "blob_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GZIP_TRAILER 8
+
+static int gz_corrupt(struct dec *d, struct err *err, const char *why)
+{
+	d->state = DEC_BROKEN;
+	return err_set(err, -EIO, "gzip data corrupt at stored offset %llu: %s",
+	               (unsigned long long)dec_stored_pos(d), why);
+}
+
+static int gz_truncated(struct dec *d, struct err *err)
+{
+	d->state = DEC_BROKEN;
+	return err_set(err, -EIO,
+	               "gzip data truncated at stored offset %llu: the blob ends inside a member",
+	               (unsigned long long)dec_stored_pos(d));
+}
+
+int gz_start(struct dec *d, const struct blob_point *p, struct err *err)
+{
+	int r;
+
+	if (!d->z_ready) {
+		memset(&d->z, 0, sizeof(d->z));
+		r = inflateInit2(&d->z, 15 + 16);
+		if (r != Z_OK)
+			return err_set(err, -ENOMEM, "gzip: cannot set up zlib inflate (%d)", r);
+		d->z_ready = true;
+	}
+	if (p->kind == POINT_START) {
+		d->state = DEC_MEMBER_START;
+		return 0;
+	}
+	/* A checkpoint: raw deflate from a block boundary, mid-member. */
+	r = inflateReset2(&d->z, -15);
+	if (r == Z_OK && p->bits)
+		r = inflatePrime(&d->z, p->bits, p->bitval);
+	if (r == Z_OK)
+		r = inflateSetDictionary(&d->z, p->window, BLOB_WINDOW);
+	if (r != Z_OK)
+		return err_set(err, -EIO, "gzip: cannot resume at checkpoint (stored offset %llu)",
+		               (unsigned long long)p->in);
+	d->raw_deflate = true;
+	d->state = DEC_BODY;
+	return 0;
+}
+
+static int gz_record_checkpoint(struct dec *d, struct err *err)
+{
+	struct blob_point p = {.kind = POINT_CHECKPOINT};
+	unsigned char *win;
+	uInt have = 0;
+	unsigned char prev;
+	int r;
+
+	win = calloc(1, BLOB_WINDOW);
+	if (!win)
+		return err_set(err, -ENOMEM, "gzip: out of memory for a checkpoint window");
+	/* Early in a member the window is short; the leading zeros are never
+	 * referred to by valid deflate data, which cannot reach before its start. */
+	if (inflateGetDictionary(&d->z, NULL, &have) != Z_OK || have > BLOB_WINDOW ||
+	    inflateGetDictionary(&d->z, win + BLOB_WINDOW - have, &have) != Z_OK) {
+		free(win);
+		return err_set(err, -EIO, "gzip: cannot read the inflate window");
+	}
+	p.in = dec_stored_pos(d);
+	p.out = d->out_pos;
+	p.bits = d->z.data_type & 7;
+	prev = d->in_pos ? d->in[d->in_pos - 1] : d->last_byte;
+	p.bitval = p.bits ? (uint8_t)(prev >> (8 - p.bits)) : 0;
+	p.window = win;
+	r = dec_add_point(d, &p, err);
+	if (r < 0)
+		free(win);
+	return r;
+}
+
+static ssize_t gz_inflate(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
+{
+	size_t avail = d->in_len - d->in_pos;
+	size_t produced;
+	int r;
+
+	d->z.next_in = d->in + d->in_pos;
+	d->z.avail_in = avail > UINT32_MAX ? UINT32_MAX : (uInt)avail;
+	d->z.next_out = buf;
+	d->z.avail_out = cap > UINT32_MAX ? UINT32_MAX : (uInt)cap;
+	r = inflate(&d->z, d->record ? Z_BLOCK : Z_NO_FLUSH);
+	produced = (cap > UINT32_MAX ? UINT32_MAX : cap) - d->z.avail_out;
+	if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) {
+		d->in_pos = d->z.next_in - d->in;
+		return gz_corrupt(d, err, d->z.msg ? d->z.msg : "inflate failed");
+	}
+	/* Without input, zlib may still finish symbols from its bit buffer;
+	 * only when it cannot move at all is the member cut short. */
+	if (r == Z_BUF_ERROR && !produced && d->z.next_in == d->in + d->in_pos)
+		return avail ? gz_corrupt(d, err, "inflate made no progress")
+		             : gz_truncated(d, err);
+	d->in_pos = d->z.next_in - d->in;
+	d->out_pos += produced;
+	if (produced && (r = dec_check_limits(d, err)) < 0)
+		return r;
+	if (r == Z_STREAM_END) {
+		if (d->raw_deflate) {
+			d->state = DEC_TRAILER;
+			d->trailer_left = GZIP_TRAILER;
+		} else {
+			d->state = DEC_MEMBER_START;
+		}
+	} else if (d->record && (d->z.data_type & 128) && !(d->z.data_type & 64) &&
+	           d->out_pos - d->last_point_out >= BLOB_SEEK_SPAN) {
+		r = gz_record_checkpoint(d, err);
+		if (r < 0)
+			return r;
+	}
+	return produced;
+}
+
+ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
+{
+	size_t got = 0;
+	ssize_t n;
+	int r;
+
+	while (got < cap) {
+		switch (d->state) {
+		case DEC_END:
+			return got;
+		case DEC_BROKEN:
+			return err_set(err, -EIO, "gzip: decoder used after an error");
+		case DEC_MEMBER_START:
+			n = dec_fill(d, 2, err);
+			if (n < 0)
+				return n;
+			if (n < 2 || d->in[d->in_pos] != 0x1f || d->in[d->in_pos + 1] != 0x8b) {
+				d->state = DEC_END;
+				break;
+			}
+			if (d->record && d->out_pos > 0 &&
+			    d->out_pos - d->last_point_out >= BLOB_FREE_POINT_SPAN) {
+				struct blob_point p = {.kind = POINT_START,
+				                       .in = dec_stored_pos(d),
+				                       .out = d->out_pos};
+				r = dec_add_point(d, &p, err);
+				if (r < 0)
+					return r;
+			}
+			if (inflateReset2(&d->z, 15 + 16) != Z_OK)
+				return gz_corrupt(d, err, "cannot reset inflate");
+			d->raw_deflate = false;
+			d->state = DEC_BODY;
+			break;
+		case DEC_TRAILER:
+			n = dec_fill(d, 1, err);
+			if (n < 0)
+				return n;
+			if (n == 0)
+				return gz_truncated(d, err);
+			if ((size_t)n > d->trailer_left)
+				n = d->trailer_left;
+			d->in_pos += n;
+			d->trailer_left -= n;
+			if (!d->trailer_left)
+				d->state = DEC_MEMBER_START;
+			break;
+		case DEC_BODY:
+			n = dec_fill(d, 1, err);
+			if (n < 0)
+				return n;
+			n = gz_inflate(d, buf + got, cap - got, err);
+			if (n < 0)
+				return n;
+			got += n;
+			break;
+		}
+	}
+	return got;
+}
+
+void gz_free(struct dec *d)
+{
+	if (d->z_ready)
+		inflateEnd(&d->z);
+	d->z_ready = false;
+}

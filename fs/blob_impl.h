@@ -1,0 +1,121 @@
+/*
+ * blob_impl: what fs/blob.c shares with its two decompression backends,
+ * fs/blob_gzip.c and fs/blob_zstd.c. Not part of the blob interface.
+ *
+ * Both backends drive one "decoder": a cursor over the stored bytes that
+ * produces the decompressed stream from some seek point onwards. The stream
+ * pass uses one (recording seek points and hashing the stored bytes as it
+ * reads them); blob_pread keeps another per blob, positioned where the last
+ * read ended, so that sequential reads never restart.
+ */
+#ifndef STRATA_BLOB_IMPL_H
+#define STRATA_BLOB_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "blob.h"
+
+#define BLOB_WINDOW (32u * 1024)
+/* Member and frame starts cost no window, but thousands of tiny eStargz
+ * members would bloat the index for nothing: keep one every 64 KiB of output. */
+#define BLOB_FREE_POINT_SPAN (64u * 1024)
+#define BLOB_CACHE_SPANS     8
+#define BLOB_CACHE_SPAN_LEN  (256u * 1024)
+
+enum point_kind {
+	POINT_START = 1,      /* a gzip member or zstd frame begins at in */
+	POINT_CHECKPOINT = 2, /* a deflate block boundary inside a gzip member */
+};
+
+struct blob_point {
+	uint64_t in;  /* stored offset (blob-relative) of the first byte to read */
+	uint64_t out; /* decompressed offset at that point */
+	uint8_t kind;
+	uint8_t bits;          /* checkpoint: unused bits of the byte before in */
+	uint8_t bitval;        /* checkpoint: those bits, for inflatePrime */
+	unsigned char *window; /* checkpoint: the BLOB_WINDOW bytes of output before out */
+};
+
+struct blob_span {
+	uint64_t off;
+	size_t len;
+	uint64_t stamp; /* LRU clock; 0 = unused */
+	unsigned char *data;
+};
+
+enum dec_state {
+	DEC_MEMBER_START, /* expecting a gzip member or a zstd frame, or the end */
+	DEC_BODY,         /* inside deflate data or a zstd frame */
+	DEC_TRAILER,      /* gzip: skipping the 8-byte trailer after raw inflate */
+	DEC_END,
+	DEC_BROKEN, /* an error happened; must be restarted */
+};
+
+struct dec {
+	struct blob *b;
+	unsigned char *in;
+	size_t in_cap, in_len, in_pos;
+	uint64_t in_off;         /* stored offset of in[in_len], the next byte to pread */
+	unsigned char last_byte; /* the consumed byte before in[0], for checkpoints */
+	uint64_t out_pos;
+	enum dec_state state;
+	size_t trailer_left;
+	bool raw_deflate; /* restarted from a checkpoint: no gzip header/trailer */
+
+	z_stream z;
+	bool z_ready;
+	ZSTD_DCtx *zd;
+
+	/* stream pass only */
+	EVP_MD_CTX *sha_stored;
+	bool record;
+	struct blob_point *pts;
+	size_t npts, cap_pts;
+	uint64_t last_point_out;
+};
+
+struct blob {
+	int fd;
+	uint64_t offset, length;
+	struct blob_limits lim;
+	enum blob_compression comp;
+
+	pthread_mutex_t lock;
+	int64_t size; /* -1 while unknown; read with __atomic loads */
+	bool streaming;
+	struct blob_point *pts; /* sorted by in and out; the start at 0 is implicit */
+	size_t npts;
+
+	struct dec *cur; /* the pread cursor, lazily created */
+	struct blob_span spans[BLOB_CACHE_SPANS];
+	uint64_t clock;
+	struct blob_stats stats;
+};
+
+/* Stored offset (blob-relative) of the next byte the decoder will consume. */
+static inline uint64_t dec_stored_pos(const struct dec *d)
+{
+	return d->in_off - (d->in_len - d->in_pos);
+}
+
+/*
+ * Makes at least want bytes available at d->in + d->in_pos unless the blob
+ * ends first. Returns the bytes available, or a negative errno.
+ */
+ssize_t dec_fill(struct dec *d, size_t want, struct err *err);
+int dec_check_limits(struct dec *d, struct err *err);
+int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err);
+
+int gz_start(struct dec *d, const struct blob_point *p, struct err *err);
+ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
+void gz_free(struct dec *d);
+
+int zs_start(struct dec *d, const struct blob_point *p, struct err *err);
+ssize_t zs_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
+void zs_free(struct dec *d);
+
+#endif
