@@ -33,8 +33,13 @@ int err_prefix(struct err *e, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
+	/* the message is cut at ERR_MSG_MAX: the prefix says where, so it goes first */
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s%s", prefix, old);
+	size_t plen = strnlen(prefix, sizeof(e->msg) - 1);
+	size_t olen = strnlen(old, sizeof(e->msg) - 1 - plen);
+	memcpy(e->msg, prefix, plen);
+	memcpy(e->msg + plen, old, olen);
+	e->msg[plen + olen] = '\0';
 	return e->code;
 }
 

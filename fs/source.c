@@ -233,8 +233,8 @@ static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret
 static int read_whole(struct source *s, const char *name, char **ret_buf, size_t *ret_len,
 		      struct err *err)
 {
-	uint64_t off, size;
-	int fd, r;
+	uint64_t off = 0, size = 0;
+	int fd = -1, r;
 	char *p;
 
 	if ((r = locate(s, name, &fd, &off, &size, err)) < 0)
@@ -265,8 +265,8 @@ static int load_json(struct source *s, const char *name, json_t **ret, char **re
 		     size_t *ret_len, struct err *err)
 {
 	json_error_t je;
-	char *raw;
-	size_t len;
+	char *raw = NULL;
+	size_t len = 0;
 	json_t *j;
 	int r;
 

@@ -1,0 +1,435 @@
+/*
+ * strata: the command. Parses arguments, opens the image through fs/, and
+ * either mounts it (vfs) or answers from the same views without FUSE (ls,
+ * cat). This is the one place that prints messages and picks exit codes:
+ * 0 success, 1 a finding/difference where a command reports one, 2 usage or
+ * runtime errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "tree.h"
+#include "vfs.h"
+
+#define EXIT_USAGE 2
+
+static const char *prog = "strata";
+
+static const char usage_main[] =
+	"usage: strata COMMAND [OPTIONS] ...\n"
+	"\n"
+	"Mount a container image read-only for inspection, or read it without mounting.\n"
+	"IMAGE is a docker save tarball, an OCI archive or an OCI layout directory;\n"
+	"IMAGE:TAG and IMAGE@sha256:DIGEST pick one image when the file holds several.\n"
+	"\n"
+	"commands:\n"
+	"  mount IMAGE MOUNTPOINT   mount the image (merged/, layers/NN/, stack/NN/, image/)\n"
+	"  umount MOUNTPOINT        unmount it\n"
+	"  ls IMAGE [PATH]          list a directory of the merged view (or of --layer N)\n"
+	"  cat IMAGE PATH           print a file of the merged view (or of --layer N)\n"
+	"  images IMAGE             list the images a file holds (tags, digests, platforms)\n"
+	"\n"
+	"Run 'strata COMMAND --help' for a command's options.\n";
+
+static void die_err(const struct err *e)
+{
+	fprintf(stderr, "%s: %s\n", prog, e->msg[0] ? e->msg : strerror(-e->code));
+	exit(EXIT_USAGE);
+}
+
+static void usage_error(const char *usage, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", prog);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage);
+	exit(EXIT_USAGE);
+}
+
+/* Options shared by every command that opens an image. */
+struct common {
+	struct image_opts image;
+	const char *platform;
+	long layer; /* --layer N, -1 when absent */
+	int long_format;
+	int quiet;
+};
+
+enum { OPT_PLATFORM = 256, OPT_NO_VERIFY, OPT_LAYER, OPT_HELP };
+
+static const struct option common_options[] = {
+	{"platform", required_argument, NULL, OPT_PLATFORM},
+	{"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+	{"layer", required_argument, NULL, OPT_LAYER},
+	{"help", no_argument, NULL, 'h'},
+	{"quiet", no_argument, NULL, 'q'},
+	{0, 0, 0, 0},
+};
+
+/* Handles one option common to all commands; returns 0 if it was not one. */
+static int common_option(struct common *c, int opt, const char *usage)
+{
+	char *end;
+
+	switch (opt) {
+	case OPT_PLATFORM:
+		c->platform = optarg;
+		return 1;
+	case OPT_NO_VERIFY:
+		c->image.no_verify = 1;
+		return 1;
+	case OPT_LAYER:
+		c->layer = strtol(optarg, &end, 10);
+		if (*end || c->layer < 0)
+			usage_error(usage, "--layer wants a layer number, not '%s'", optarg);
+		return 1;
+	case 'q':
+		c->quiet = 1;
+		return 1;
+	case 'h':
+		fputs(usage, stdout);
+		exit(0);
+	case '?':
+		fputs(usage, stderr);
+		exit(EXIT_USAGE);
+	}
+	return 0;
+}
+
+static struct image *open_image(const char *arg, struct common *c)
+{
+	struct err e = {0};
+	struct image *img;
+	char *path;
+
+	image_opts_default(&c->image);
+	if (source_parse_ref(arg, &path, &c->image.select, &e) < 0)
+		die_err(&e);
+	c->image.select.platform = c->platform;
+	if (image_open(path, &c->image, &img, &e) < 0)
+		die_err(&e);
+	free(path);
+	if (!c->quiet) {
+		uint32_t n = image_warning_count(img);
+
+		for (uint32_t i = 0; i < n && i < 20; i++)
+			fprintf(stderr, "%s: warning: %s\n", prog, image_warning(img, i));
+		if (n > 20)
+			fprintf(stderr, "%s: %u more warnings\n", prog, n - 20);
+	}
+	return img;
+}
+
+/* The tree --layer N names, or the merged one. */
+static struct tree *pick_tree(struct image *img, const struct common *c)
+{
+	struct err e = {0};
+	struct tree *t;
+
+	if (c->layer < 0)
+		return image_merged(img);
+	if (c->layer >= (long)image_layer_count(img)) {
+		fprintf(stderr, "%s: no layer %ld: the image has %u (00..%02u)\n", prog, c->layer,
+			image_layer_count(img), image_layer_count(img) - 1);
+		exit(EXIT_USAGE);
+	}
+	if (image_layer_view(img, (uint32_t)c->layer, &t, &e) < 0)
+		die_err(&e);
+	return t;
+}
+
+static const char usage_mount[] =
+	"usage: strata mount [OPTIONS] IMAGE[:TAG|@DIGEST] MOUNTPOINT\n"
+	"\n"
+	"Mounts the image read-only and returns once the mount answers.\n"
+	"  -f               stay in the foreground\n"
+	"  -d               FUSE debug output (implies -f)\n"
+	"  -o OPTS          FUSE mount options, e.g. -o allow_other\n"
+	"  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
+	"  --no-verify      warn instead of failing on a layer digest mismatch\n"
+	"  -q, --quiet      no warnings\n"
+	"\n"
+	"example:\n"
+	"  strata mount app.tar /mnt/img && ls /mnt/img/merged && strata umount /mnt/img\n";
+
+static int cmd_mount(int argc, char **argv)
+{
+	struct common c = {.layer = -1};
+	struct vfs_opts vo = {0};
+	struct err e = {0};
+	struct image *img;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+fdo:qh", common_options, NULL)) != -1) {
+		if (common_option(&c, opt, usage_mount))
+			continue;
+		if (opt == 'f')
+			vo.foreground = 1;
+		else if (opt == 'd')
+			vo.debug = vo.foreground = 1;
+		else if (opt == 'o')
+			vo.fuse_opts = optarg;
+	}
+	if (argc - optind != 2)
+		usage_error(usage_mount, "%s", "mount wants IMAGE and MOUNTPOINT");
+	img = open_image(argv[optind], &c);
+	if (vfs_mount(img, argv[optind + 1], &vo, &e) < 0)
+		die_err(&e);
+	image_free(img);
+	return 0;
+}
+
+static const char usage_umount[] = "usage: strata umount MOUNTPOINT\n"
+				   "\n"
+				   "Unmounts a strata mount, also one whose process was killed.\n";
+
+static int run(const char *const argv[])
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		if (devnull >= 0)
+			dup2(devnull, STDERR_FILENO);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+	const char *mnt;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		fputs(usage_umount, stdout);
+		return 0;
+	}
+	if (argc != 2)
+		usage_error(usage_umount, "%s", "umount wants MOUNTPOINT");
+	mnt = argv[1];
+	if (run((const char *const[]){"fusermount3", "-u", "--", mnt, NULL}) == 0)
+		return 0;
+	/* a killed mount process leaves "Transport endpoint is not connected": detach it */
+	if (run((const char *const[]){"fusermount3", "-u", "-z", "--", mnt, NULL}) == 0)
+		return 0;
+	if (umount2(mnt, MNT_DETACH) == 0)
+		return 0;
+	fprintf(stderr, "%s: cannot unmount %s: %s\n", prog, mnt, strerror(errno));
+	return EXIT_USAGE;
+}
+
+static void mode_string(mode_t m, char out[11])
+{
+	const char *rwx = "rwxrwxrwx";
+
+	out[0] = S_ISDIR(m) ? 'd' : S_ISLNK(m) ? 'l' : S_ISCHR(m) ? 'c' : S_ISBLK(m) ? 'b'
+	       : S_ISFIFO(m) ? 'p' : '-';
+	for (int i = 0; i < 9; i++)
+		out[1 + i] = (m & (0400 >> i)) ? rwx[i] : '-';
+	if (m & S_ISUID)
+		out[3] = (m & S_IXUSR) ? 's' : 'S';
+	if (m & S_ISGID)
+		out[6] = (m & S_IXGRP) ? 's' : 'S';
+	if (m & S_ISVTX)
+		out[9] = (m & S_IXOTH) ? 't' : 'T';
+	out[10] = '\0';
+}
+
+static const char usage_ls[] =
+	"usage: strata ls [OPTIONS] IMAGE[:TAG|@DIGEST] [PATH]\n"
+	"\n"
+	"Lists a directory of the merged view without mounting, one name per line.\n"
+	"  -l               long format: mode, owner, size, mtime, name -> target\n"
+	"  --layer N        list layer N as stored instead (whiteouts shown)\n"
+	"  --platform P     pick OS/ARCH[/VARIANT]\n"
+	"\n"
+	"example:\n"
+	"  strata ls -l app.tar /etc\n";
+
+static void print_long(struct image *img, const struct tree *t, uint32_t node, const char *name,
+		       size_t len)
+{
+	struct tree_attr a;
+	char mode[11], when[32];
+	struct tm tm;
+	time_t mt;
+
+	tree_stat(t, node, &a);
+	mode_string(a.mode, mode);
+	mt = (time_t)a.mtime;
+	if (!gmtime_r(&mt, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm))
+		strcpy(when, "?");
+	printf("%s %5u %5u %10llu %s %.*s", mode, a.uid, a.gid, (unsigned long long)a.size, when,
+	       (int)len, name);
+	if (S_ISLNK(a.mode)) {
+		const struct layer *l = image_layer(img, a.data_layer);
+
+		printf(" -> %s", layer_str(l, layer_entry(l, a.data_entry)->link));
+	}
+	putchar('\n');
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	struct common c = {.layer = -1};
+	const char *path;
+	struct image *img;
+	struct tree *t;
+	uint32_t node, first, count;
+	struct tree_attr a;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "lqh", common_options, NULL)) != -1) {
+		if (common_option(&c, opt, usage_ls))
+			continue;
+		if (opt == 'l')
+			c.long_format = 1;
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		usage_error(usage_ls, "%s", "ls wants IMAGE and an optional PATH");
+	path = argc - optind == 2 ? argv[optind + 1] : "/";
+	img = open_image(argv[optind], &c);
+	t = pick_tree(img, &c);
+	node = tree_resolve(t, path);
+	if (node == TREE_NONE) {
+		fprintf(stderr, "%s: %s: no such file or directory in the image\n", prog, path);
+		image_free(img);
+		return EXIT_USAGE;
+	}
+	tree_stat(t, node, &a);
+	if (!S_ISDIR(a.mode)) {
+		size_t len;
+		const char *name = tree_name(t, node, &len);
+
+		if (c.long_format)
+			print_long(img, t, node, name, len);
+		else
+			printf("%.*s\n", (int)len, name);
+	} else {
+		tree_children(t, node, &first, &count);
+		for (uint32_t i = first; i < first + count; i++) {
+			size_t len;
+			const char *name = tree_name(t, i, &len);
+
+			if (c.long_format)
+				print_long(img, t, i, name, len);
+			else
+				printf("%.*s\n", (int)len, name);
+		}
+	}
+	image_free(img);
+	return 0;
+}
+
+static const char usage_cat[] =
+	"usage: strata cat [OPTIONS] IMAGE[:TAG|@DIGEST] PATH\n"
+	"\n"
+	"Prints a file of the merged view without mounting.\n"
+	"  --layer N        read the file from layer N as stored\n"
+	"  --platform P     pick OS/ARCH[/VARIANT]\n"
+	"\n"
+	"example:\n"
+	"  strata cat app.tar /etc/os-release\n";
+
+static int cmd_cat(int argc, char **argv)
+{
+	struct common c = {.layer = -1};
+	static char buf[1 << 20];
+	struct err e = {0};
+	struct image *img;
+	struct tree *t;
+	struct tree_attr a;
+	uint32_t node;
+	uint64_t off = 0;
+	ssize_t n;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "qh", common_options, NULL)) != -1)
+		common_option(&c, opt, usage_cat);
+	if (argc - optind != 2)
+		usage_error(usage_cat, "%s", "cat wants IMAGE and PATH");
+	img = open_image(argv[optind], &c);
+	t = pick_tree(img, &c);
+	node = tree_resolve(t, argv[optind + 1]);
+	if (node == TREE_NONE) {
+		fprintf(stderr, "%s: %s: no such file in the image\n", prog, argv[optind + 1]);
+		image_free(img);
+		return EXIT_USAGE;
+	}
+	tree_stat(t, node, &a);
+	if (!S_ISREG(a.mode)) {
+		fprintf(stderr, "%s: %s: not a regular file\n", prog, argv[optind + 1]);
+		image_free(img);
+		return EXIT_USAGE;
+	}
+	while ((n = tree_read(t, node, buf, sizeof(buf), off, &e)) > 0) {
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+		off += (uint64_t)n;
+	}
+	image_free(img);
+	if (n < 0)
+		die_err(&e);
+	return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+}
+
+static const char usage_images[] = "usage: strata images IMAGE\n"
+				   "\n"
+				   "Lists the images a file or layout holds: tag, digest, platform.\n";
+
+static int cmd_images(int argc, char **argv)
+{
+	struct err e = {0};
+	struct source *s;
+	char *text;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		fputs(usage_images, stdout);
+		return 0;
+	}
+	if (argc != 2)
+		usage_error(usage_images, "%s", "images wants IMAGE");
+	if (source_open(argv[1], &s, &e) < 0 || source_list(s, &text, &e) < 0)
+		die_err(&e);
+	fputs(text, stdout);
+	free(text);
+	source_free(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{"mount", cmd_mount}, {"umount", cmd_umount}, {"ls", cmd_ls},
+		{"cat", cmd_cat},     {"images", cmd_images},
+	};
+
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_main, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "%s: unknown command '%s'\n%s", prog, argv[1], usage_main);
+	return EXIT_USAGE;
+}
