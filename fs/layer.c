@@ -356,8 +356,9 @@ static int run_archive(struct index_ctx *c, struct err *err)
 			ret = err_set(err, c->stream_err.code ? c->stream_err.code : -EINVAL,
 				      "%s: tar stream broken at offset %lld: %s", c->name,
 				      (long long)archive_filter_bytes(a, 0),
-				      c->stream_err.code ? c->stream_err.msg
-							 : archive_error_string(a));
+				      c->stream_err.code	    ? c->stream_err.msg
+				      : archive_error_string(a) ? archive_error_string(a)
+								: "malformed tar header");
 			goto out;
 		}
 		if (r == ARCHIVE_WARN)

@@ -312,10 +312,15 @@ static int load_blob_json(struct source *s, const char *digest, json_t **ret, ch
 {
 	char path[256];
 
+	int r;
+
 	if (blob_path(digest, path, sizeof(path)) < 0)
 		return err_set(err, -EINVAL, "%s: malformed digest \"%.80s\"", s->path,
 			       digest ? digest : "(none)");
-	return load_json(s, path, ret, ret_raw, ret_len, err);
+	r = load_json(s, path, ret, ret_raw, ret_len, err);
+	if (r == -ENOENT)
+		err_set(err, r, "%s: blob %s is missing from the image", s->path, digest);
+	return r;
 }
 
 /* ---- candidates ---- */
@@ -328,8 +333,26 @@ static const char *jstr(json_t *o, const char *key)
 static int add_candidate(struct source *s, const char *name, const char *digest,
 			 const char *parents, const char *platform, int docker_index)
 {
-	struct candidate *c = realloc(s->cands, (s->ncands + 1) * sizeof(*c));
+	struct candidate *c;
 
+	/* indexes may list one manifest twice: list it once */
+	for (uint32_t i = 0; i < s->ncands; i++) {
+		c = &s->cands[i];
+		if (!strcmp(c->name, name ? name : "") && !strcmp(c->digest, digest ? digest : "") &&
+		    !strcmp(c->platform ? c->platform : "", platform ? platform : "")) {
+			/* reachable through several indexes: any of them may pick it */
+			char *p;
+
+			if (!parents || !*parents || strstr(c->parents, parents))
+				return 0;
+			if (asprintf(&p, "%s %s", c->parents, parents) < 0)
+				return -ENOMEM;
+			free(c->parents);
+			c->parents = p;
+			return 0;
+		}
+	}
+	c = realloc(s->cands, (s->ncands + 1) * sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	s->cands = c;
@@ -395,8 +418,8 @@ static int walk_descriptor(struct source *s, json_t *desc, const char *name, con
 			return err_set(err, -ELOOP, "%s: indexes nested deeper than %d at %s",
 				       s->path, SOURCE_MAX_DEPTH, digest);
 		if ((r = load_blob_json(s, digest, &child, NULL, NULL, err)) < 0) {
-			/* a missing untyped blob is only a problem if it is picked */
-			if (!mt && r == -ENOENT) {
+			/* a missing blob is only a problem for whoever picks it */
+			if (r == -ENOENT) {
 				err_clear(err);
 				return add_candidate(s, name, digest, parents, NULL, -1) < 0 ? -ENOMEM : 0;
 			}
