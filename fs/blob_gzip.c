@@ -120,8 +120,11 @@ static ssize_t gz_inflate(struct dec *d, unsigned char *buf, size_t cap, struct 
 		             : gz_truncated(d, err);
 	d->in_pos = d->z.next_in - d->in;
 	d->out_pos += produced;
-	if (produced && (r = dec_check_limits(d, err)) < 0)
-		return r;
+	if (produced) {
+		int e = dec_check_limits(d, err);
+		if (e < 0)
+			return e;
+	}
 	if (r == Z_STREAM_END) {
 		if (d->raw_deflate) {
 			d->state = DEC_TRAILER;
