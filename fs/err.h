@@ -14,7 +14,7 @@
 #define ERR_MSG_MAX 512
 
 struct err {
-	int code;		 /* negative errno, 0 when nothing failed */
+	int code;              /* negative errno, 0 when nothing failed */
 	char msg[ERR_MSG_MAX]; /* NUL-terminated, empty when nothing failed */
 };
 

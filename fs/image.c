@@ -89,7 +89,8 @@ static int verify(struct image *img, uint32_t i, int no_verify, struct err *err)
 		what = "blob digest";
 	} else {
 		hex(d->decompressed, got + 7);
-		if (sl->diff_id && !strncmp(sl->diff_id, "sha256:", 7) && strcmp(sl->diff_id, got)) {
+		if (sl->diff_id && !strncmp(sl->diff_id, "sha256:", 7) &&
+		    strcmp(sl->diff_id, got)) {
 			want = sl->diff_id;
 			what = "diff_id";
 		}
@@ -97,7 +98,7 @@ static int verify(struct image *img, uint32_t i, int no_verify, struct err *err)
 	if (!want)
 		return 0;
 	snprintf(msg, sizeof(msg), "%s: %s mismatch: the image says %s, the content is %s",
-		 img->layer_names[i], what, want, got);
+	         img->layer_names[i], what, want, got);
 	if (no_verify)
 		return add_warning(img, msg);
 	return err_set(err, -EBADMSG, "%s (use --no-verify to read it anyway)", msg);
@@ -119,7 +120,7 @@ static void *index_worker(void *arg)
 		if (i >= img->n)
 			return NULL;
 		r = layer_index(img->blobs[i], img->layer_names[i], &job->opts->layer,
-				&img->layers[i], &img->digests[i], &err);
+		                &img->layers[i], &img->digests[i], &err);
 		if (r < 0) {
 			pthread_mutex_lock(&job->lock);
 			if (!job->failed) {
@@ -171,7 +172,7 @@ static int make_history(struct image *img)
 		const struct source_layer *l = &img->si->layers[i];
 		const char *cb = l->created_by ? l->created_by : "";
 		int r = buf_printf(&img->history, "%02u\t%s\t%llu\t", i, image_layer_digest(img, i),
-				   (unsigned long long)l->size);
+		                   (unsigned long long)l->size);
 
 		/* one line per layer: a newline inside the command would break that */
 		for (const char *p = cb; r == 0 && *p; p++)
@@ -183,7 +184,7 @@ static int make_history(struct image *img)
 }
 
 int image_open(const char *path, const struct image_opts *opts, struct image **ret_image,
-	       struct err *err)
+               struct err *err)
 {
 	struct image_opts def;
 	struct image *img = calloc(1, sizeof(*img));
@@ -221,12 +222,13 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 		pthread_mutex_init(&img->layer_views[i].lock, NULL);
 		pthread_mutex_init(&img->stack_views[i].lock, NULL);
 		if (asprintf(&img->layer_names[i], "%s: layer %02u %s", path, i,
-			     image_layer_digest(img, i)) < 0) {
+		             image_layer_digest(img, i)) < 0) {
 			img->layer_names[i] = NULL;
 			r = err_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
-		if ((r = blob_open(l->fd, l->offset, l->size, &opts->blob, &img->blobs[i], err)) < 0) {
+		if ((r = blob_open(l->fd, l->offset, l->size, &opts->blob, &img->blobs[i], err)) <
+		    0) {
 			err_prefix(err, r, "%s: ", img->layer_names[i]);
 			goto out;
 		}
@@ -338,17 +340,17 @@ struct tree *image_merged(const struct image *img)
 }
 
 static int lazy(struct image *img, struct lazy_view *v, uint32_t i, int stack,
-		struct tree **ret_tree, struct err *err)
+                struct tree **ret_tree, struct err *err)
 {
 	int r = 0;
 
 	if (i >= img->n)
 		return err_set(err, -ENOENT, "%s: no layer %u (the image has %u)", img->path, i,
-			       img->n);
+		               img->n);
 	pthread_mutex_lock(&v->lock);
 	if (!v->tree)
 		r = stack ? tree_build_merged(img->layers, i + 1, &v->tree, err)
-			  : tree_build_layer(img->layers, i, &v->tree, err);
+		          : tree_build_layer(img->layers, i, &v->tree, err);
 	if (r == 0)
 		*ret_tree = v->tree;
 	pthread_mutex_unlock(&v->lock);

@@ -24,8 +24,8 @@
 
 struct image_opts {
 	struct source_select select;
-	unsigned threads;	/* indexing threads, 0 = one per core */
-	int no_verify;		/* digest mismatches become warnings */
+	unsigned threads; /* indexing threads, 0 = one per core */
+	int no_verify;    /* digest mismatches become warnings */
 	struct blob_limits blob;
 	struct layer_limits layer;
 };
@@ -36,7 +36,7 @@ void image_opts_default(struct image_opts *o);
 
 /* path is the image file or directory; the selection is in opts. */
 int image_open(const char *path, const struct image_opts *opts, struct image **ret_image,
-	       struct err *err);
+               struct err *err);
 void image_free(struct image *img);
 
 const char *image_path(const struct image *img);

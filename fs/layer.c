@@ -44,7 +44,7 @@ struct index_ctx {
 	struct blob_stream *stream;
 	const char *name;
 	const struct layer_limits *lim;
-	const void *first;  /* the chunk read before libarchive started */
+	const void *first; /* the chunk read before libarchive started */
 	ssize_t first_len;
 	struct err stream_err;
 	struct buf clean; /* scratch: a cleaned path */
@@ -59,7 +59,8 @@ void layer_limits_default(struct layer_limits *l)
 	l->max_pool = 3ull << 30;
 }
 
-static void add_warning(struct layer *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(struct layer *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void add_warning(struct layer *l, const char *fmt, ...)
 {
@@ -93,7 +94,7 @@ static void add_warning(struct layer *l, const char *fmt, ...)
  * when a bound is hit. *ret_dotdot tells whether ".." was seen.
  */
 static int clean_path(const char *in, struct buf *out, const struct layer_limits *lim,
-		      int *ret_dotdot)
+                      int *ret_dotdot)
 {
 	const char *p = in;
 	uint32_t depth = 0;
@@ -187,9 +188,9 @@ static int entry_type(struct archive_entry *ae, uint8_t *ret_type)
 }
 
 static const mode_t type_bits[] = {
-	[LAYER_REG] = S_IFREG, [LAYER_DIR] = S_IFDIR, [LAYER_SYMLINK] = S_IFLNK,
-	[LAYER_HARDLINK] = S_IFREG, [LAYER_CHR] = S_IFCHR, [LAYER_BLK] = S_IFBLK,
-	[LAYER_FIFO] = S_IFIFO,
+    [LAYER_REG] = S_IFREG,      [LAYER_DIR] = S_IFDIR, [LAYER_SYMLINK] = S_IFLNK,
+    [LAYER_HARDLINK] = S_IFREG, [LAYER_CHR] = S_IFCHR, [LAYER_BLK] = S_IFBLK,
+    [LAYER_FIFO] = S_IFIFO,
 };
 
 static uint8_t whiteout_flags(const char *base)
@@ -231,7 +232,7 @@ static int store_xattrs(struct index_ctx *c, struct archive_entry *ae, struct la
 		if (total > c->lim->max_xattr_size) {
 			x->len = start;
 			add_warning(c->layer, "%s: xattrs of %s exceed %u bytes, dropped", c->name,
-				    archive_entry_pathname(ae), c->lim->max_xattr_size);
+			            archive_entry_pathname(ae), c->lim->max_xattr_size);
 			return 0;
 		}
 		if ((r = buf_append(x, &nlen, 4)) < 0 || (r = buf_append(x, name, nlen + 1)) < 0 ||
@@ -262,27 +263,28 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 		raw = "";
 	if (archive_entry_sparse_count(ae) > 0) {
 		add_warning(l, "%s: entry %s at offset %llu is a sparse file, skipped", c->name,
-			    raw, (unsigned long long)hdr_end);
+		            raw, (unsigned long long)hdr_end);
 		return 1;
 	}
 	if (entry_type(ae, &e.type) < 0) {
 		add_warning(l, "%s: entry %s at offset %llu has unknown type %o, skipped", c->name,
-			    raw, (unsigned long long)hdr_end, archive_entry_filetype(ae));
+		            raw, (unsigned long long)hdr_end, archive_entry_filetype(ae));
 		return 1;
 	}
 	depth = clean_path(raw, &c->clean, c->lim, &dotdot);
 	if (depth == -ENOMEM)
 		return -ENOMEM;
 	if (depth < 0) {
-		add_warning(l, "%s: entry at offset %llu has a path over %u bytes or %u levels, skipped",
-			    c->name, (unsigned long long)hdr_end, c->lim->max_path, c->lim->max_depth);
+		add_warning(
+		    l, "%s: entry at offset %llu has a path over %u bytes or %u levels, skipped",
+		    c->name, (unsigned long long)hdr_end, c->lim->max_path, c->lim->max_depth);
 		return 1;
 	}
 	if (depth == 0)
 		return 1; /* the root entry ("./" or "/") */
 	if (dotdot)
-		add_warning(l, "%s: entry %s at offset %llu climbs with '..', kept as %s", c->name, raw,
-			    (unsigned long long)hdr_end, c->clean.data);
+		add_warning(l, "%s: entry %s at offset %llu climbs with '..', kept as %s", c->name,
+		            raw, (unsigned long long)hdr_end, c->clean.data);
 
 	if ((r = buf_append_cstr(&l->pool, c->clean.data, c->clean.len, &e.path)) < 0)
 		return r;
@@ -303,8 +305,9 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 		if (d == -ENOMEM)
 			return -ENOMEM;
 		if (d <= 0) {
-			add_warning(l, "%s: hardlink %s at offset %llu has an unusable target, skipped",
-				    c->name, layer_str(l, e.path), (unsigned long long)hdr_end);
+			add_warning(
+			    l, "%s: hardlink %s at offset %llu has an unusable target, skipped",
+			    c->name, layer_str(l, e.path), (unsigned long long)hdr_end);
 			return 1;
 		}
 		if ((r = buf_append_cstr(&l->pool, c->clean.data, c->clean.len, &e.link)) < 0)
@@ -340,7 +343,7 @@ static int run_archive(struct index_ctx *c, struct err *err)
 	archive_read_support_format_tar(a);
 	if (archive_read_open(a, c, NULL, read_cb, NULL) != ARCHIVE_OK) {
 		ret = err_set(err, -EINVAL, "%s: not a tar stream: %s", c->name,
-			      archive_error_string(a));
+		              archive_error_string(a));
 		goto out;
 	}
 	for (;;) {
@@ -349,31 +352,31 @@ static int run_archive(struct index_ctx *c, struct err *err)
 			break;
 		if (r == ARCHIVE_RETRY && ++retries < 16) {
 			add_warning(c->layer, "%s: bad header near offset %lld: %s", c->name,
-				    (long long)archive_filter_bytes(a, 0), archive_error_string(a));
+			            (long long)archive_filter_bytes(a, 0), archive_error_string(a));
 			continue;
 		}
 		if (r < ARCHIVE_WARN) {
 			ret = err_set(err, c->stream_err.code ? c->stream_err.code : -EINVAL,
-				      "%s: tar stream broken at offset %lld: %s", c->name,
-				      (long long)archive_filter_bytes(a, 0),
-				      c->stream_err.code	    ? c->stream_err.msg
-				      : archive_error_string(a) ? archive_error_string(a)
-								: "malformed tar header");
+			              "%s: tar stream broken at offset %lld: %s", c->name,
+			              (long long)archive_filter_bytes(a, 0),
+			              c->stream_err.code        ? c->stream_err.msg
+			              : archive_error_string(a) ? archive_error_string(a)
+			                                        : "malformed tar header");
 			goto out;
 		}
 		if (r == ARCHIVE_WARN)
 			add_warning(c->layer, "%s: %s: %s", c->name,
-				    archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "?",
-				    archive_error_string(a));
+			            archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "?",
+			            archive_error_string(a));
 		if (layer_count(c->layer) >= c->lim->max_entries) {
 			ret = err_set(err, -E2BIG, "%s: more than %u entries", c->name,
-				      c->lim->max_entries);
+			              c->lim->max_entries);
 			goto out;
 		}
 		r = add_entry(c, a, ae);
 		if (r < 0) {
 			ret = err_set(err, r, "%s: indexing entry at offset %lld: %s", c->name,
-				      (long long)archive_filter_bytes(a, 0), strerror(-r));
+			              (long long)archive_filter_bytes(a, 0), strerror(-r));
 			goto out;
 		}
 	}
@@ -383,7 +386,7 @@ out:
 }
 
 int layer_index(struct blob *b, const char *name, const struct layer_limits *lim,
-		struct layer **ret_layer, struct blob_digests *ret_digests, struct err *err)
+                struct layer **ret_layer, struct blob_digests *ret_digests, struct err *err)
 {
 	struct layer_limits deflim;
 	struct index_ctx c = {.name = name, .lim = lim};
@@ -476,7 +479,7 @@ struct blob *layer_blob(const struct layer *l)
 }
 
 int layer_xattr_next(const struct layer *l, const struct layer_entry *e, uint32_t *cursor,
-		     const char **ret_name, const void **ret_value, uint32_t *ret_size)
+                     const char **ret_name, const void **ret_value, uint32_t *ret_size)
 {
 	const char *base, *p;
 	uint32_t count, nlen, vlen;
@@ -504,7 +507,7 @@ int layer_xattr_next(const struct layer *l, const struct layer_entry *e, uint32_
 }
 
 ssize_t layer_read(const struct layer *l, const struct layer_entry *e, void *buf, size_t len,
-		   uint64_t off, struct err *err)
+                   uint64_t off, struct err *err)
 {
 	if (off >= e->size)
 		return 0;

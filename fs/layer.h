@@ -41,18 +41,18 @@ enum layer_type {
 enum {
 	LAYER_F_WHITEOUT = 1 << 0, /* ".wh.NAME": hides NAME in lower layers */
 	LAYER_F_OPAQUE = 1 << 1,   /* ".wh..wh..opq": hides the lower contents of its directory */
-	LAYER_F_META = 1 << 2,	   /* other ".wh..wh.*" (aufs metadata): never shown merged */
+	LAYER_F_META = 1 << 2,     /* other ".wh..wh.*" (aufs metadata): never shown merged */
 };
 
 struct layer_entry {
 	uint64_t data_off; /* offset of the data in the decompressed stream */
-	uint64_t size;	   /* data size (regular files), 0 otherwise */
+	uint64_t size;     /* data size (regular files), 0 otherwise */
 	int64_t mtime;
 	uint32_t mtime_nsec;
-	uint32_t path;	 /* pool offset of the cleaned path */
-	uint32_t link;	 /* pool offset: symlink target verbatim, hardlink target cleaned */
+	uint32_t path;   /* pool offset of the cleaned path */
+	uint32_t link;   /* pool offset: symlink target verbatim, hardlink target cleaned */
 	uint32_t xattrs; /* xattr pool offset, LAYER_NONE when there are none */
-	uint32_t mode;	 /* st_mode, type bits included */
+	uint32_t mode;   /* st_mode, type bits included */
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t rdev_major;
@@ -64,11 +64,11 @@ struct layer_entry {
 
 /* Bounds on what a layer's input may make the indexer allocate. */
 struct layer_limits {
-	uint32_t max_entries;	 /* entries in one layer */
-	uint32_t max_path;	 /* bytes in one path */
-	uint32_t max_depth;	 /* components in one path */
+	uint32_t max_entries;    /* entries in one layer */
+	uint32_t max_path;       /* bytes in one path */
+	uint32_t max_depth;      /* components in one path */
 	uint32_t max_xattr_size; /* bytes of xattrs of one entry */
-	uint64_t max_pool;	 /* bytes of paths, link targets and xattrs together */
+	uint64_t max_pool;       /* bytes of paths, link targets and xattrs together */
 };
 
 struct layer;
@@ -81,7 +81,7 @@ void layer_limits_default(struct layer_limits *l);
  * was read. name is used in messages only ("layer 02 sha256:abcd...").
  */
 int layer_index(struct blob *b, const char *name, const struct layer_limits *lim,
-		struct layer **ret_layer, struct blob_digests *ret_digests, struct err *err);
+                struct layer **ret_layer, struct blob_digests *ret_digests, struct err *err);
 void layer_free(struct layer *l);
 
 uint32_t layer_count(const struct layer *l);
@@ -95,11 +95,11 @@ struct blob *layer_blob(const struct layer *l);
  * sets name/value/size, or 0 after the last one.
  */
 int layer_xattr_next(const struct layer *l, const struct layer_entry *e, uint32_t *cursor,
-		     const char **ret_name, const void **ret_value, uint32_t *ret_size);
+                     const char **ret_name, const void **ret_value, uint32_t *ret_size);
 
 /* Reads from the data of regular-file entry e, like pread. */
 ssize_t layer_read(const struct layer *l, const struct layer_entry *e, void *buf, size_t len,
-		   uint64_t off, struct err *err);
+                   uint64_t off, struct err *err);
 
 /* Warnings about skipped or altered entries, one line each. */
 uint32_t layer_warning_count(const struct layer *l);

@@ -24,12 +24,12 @@
 
 #include "buf.h"
 
-#define MT_OCI_INDEX	"application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_LIST	"application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
+#define MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
 #define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_OCI_CONFIG	"application/vnd.oci.image.config.v1+json"
-#define MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define MT_OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
+#define MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
 
 /* How many in-archive symlinks one lookup may follow. */
 #define SOURCE_MAX_LINK_HOPS 8
@@ -43,18 +43,18 @@ struct member {
 };
 
 struct candidate {
-	char *name;	/* tags, comma-separated ("" when untagged) */
-	char *digest;	/* manifest digest (docker legacy: config digest) */
-	char *parents;	/* digests of the indexes above it, space-separated */
-	char *platform; /* NULL when unknown */
+	char *name;       /* tags, comma-separated ("" when untagged) */
+	char *digest;     /* manifest digest (docker legacy: config digest) */
+	char *parents;    /* digests of the indexes above it, space-separated */
+	char *platform;   /* NULL when unknown */
 	int docker_index; /* element of manifest.json, or -1 */
 };
 
 struct source {
 	char *path;
 	const char *kind;
-	int fd;	   /* the tar file, or -1 */
-	int dirfd; /* the layout directory, or -1 */
+	int fd;                 /* the tar file, or -1 */
+	int dirfd;              /* the layout directory, or -1 */
 	struct member *members; /* of the tar */
 	uint32_t nmembers;
 	int *fds; /* blob files opened in the directory */
@@ -109,7 +109,7 @@ static int read_members(struct source *s, struct err *err)
 	archive_read_support_format_tar(a);
 	if (archive_read_open_fd(a, s->fd, 1 << 16) != ARCHIVE_OK) {
 		ret = err_set(err, -EINVAL, "%s: not an image: neither a directory nor a tar (%s)",
-			      s->path, archive_error_string(a));
+		              s->path, archive_error_string(a));
 		goto out;
 	}
 	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
@@ -118,7 +118,7 @@ static int read_members(struct source *s, struct err *err)
 
 		if (s->nmembers >= SOURCE_MAX_MEMBERS) {
 			ret = err_set(err, -E2BIG, "%s: more than %u files in the image tar",
-				      s->path, SOURCE_MAX_MEMBERS);
+			              s->path, SOURCE_MAX_MEMBERS);
 			goto out;
 		}
 		m = realloc(s->members, (s->nmembers + 1) * sizeof(*m));
@@ -129,8 +129,8 @@ static int read_members(struct source *s, struct err *err)
 		s->members = m;
 		m = &m[s->nmembers];
 		*m = (struct member){0};
-		m->name = clean_member_name(archive_entry_pathname(ae) ? archive_entry_pathname(ae)
-								     : "");
+		m->name =
+		    clean_member_name(archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "");
 		link = archive_entry_symlink(ae);
 		m->is_symlink = link != NULL;
 		if (!link)
@@ -146,13 +146,14 @@ static int read_members(struct source *s, struct err *err)
 	}
 	if (r != ARCHIVE_EOF) {
 		ret = err_set(err, -EINVAL, "%s: broken tar at offset %lld: %s", s->path,
-			      (long long)archive_filter_bytes(a, 0), archive_error_string(a));
+		              (long long)archive_filter_bytes(a, 0), archive_error_string(a));
 		goto out;
 	}
 	if (archive_filter_code(a, 0) != ARCHIVE_FILTER_NONE)
-		ret = err_set(err, -ENOTSUP, "%s: compressed image archives are not read; "
-					     "decompress it first (gzip -d / zstd -d)",
-			      s->path);
+		ret = err_set(err, -ENOTSUP,
+		              "%s: compressed image archives are not read; "
+		              "decompress it first (gzip -d / zstd -d)",
+		              s->path);
 out:
 	archive_read_free(a);
 	return ret;
@@ -179,7 +180,8 @@ static const struct member *find_member(const struct source *s, const char *name
 		const char *slash = strrchr(m->name, '/');
 
 		if (m->is_symlink && slash && m->link[0] != '/') {
-			if (asprintf(&next, "%.*s/%s", (int)(slash - m->name), m->name, m->link) < 0)
+			if (asprintf(&next, "%.*s/%s", (int)(slash - m->name), m->name, m->link) <
+			    0)
 				next = NULL;
 		} else {
 			next = strdup(m->link);
@@ -195,7 +197,7 @@ static const struct member *find_member(const struct source *s, const char *name
 
 /* Locates a file of the container as a byte range. */
 static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret_off,
-		  uint64_t *ret_size, struct err *err)
+                  uint64_t *ret_size, struct err *err)
 {
 	if (s->dirfd >= 0) {
 		struct stat st;
@@ -203,7 +205,7 @@ static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret
 
 		if (fd < 0)
 			return err_set(err, -errno, "%s: cannot open %s: %s", s->path, name,
-				       strerror(errno));
+			               strerror(errno));
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			close(fd);
 			return err_set(err, -EINVAL, "%s: %s is not a regular file", s->path, name);
@@ -231,7 +233,7 @@ static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret
 }
 
 static int read_whole(struct source *s, const char *name, char **ret_buf, size_t *ret_len,
-		      struct err *err)
+                      struct err *err)
 {
 	uint64_t off = 0, size = 0;
 	int fd = -1, r;
@@ -241,7 +243,7 @@ static int read_whole(struct source *s, const char *name, char **ret_buf, size_t
 		return r;
 	if (size > SOURCE_MAX_JSON)
 		return err_set(err, -EFBIG, "%s: %s is %llu bytes, over the %u-byte limit for JSON",
-			       s->path, name, (unsigned long long)size, SOURCE_MAX_JSON);
+		               s->path, name, (unsigned long long)size, SOURCE_MAX_JSON);
 	p = malloc(size + 1);
 	if (!p)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -251,7 +253,7 @@ static int read_whole(struct source *s, const char *name, char **ret_buf, size_t
 		if (n <= 0) {
 			free(p);
 			return err_set(err, n < 0 ? -errno : -EIO, "%s: reading %s: %s", s->path,
-				       name, n < 0 ? strerror(errno) : "file is truncated");
+			               name, n < 0 ? strerror(errno) : "file is truncated");
 		}
 		done += (uint64_t)n;
 	}
@@ -262,7 +264,7 @@ static int read_whole(struct source *s, const char *name, char **ret_buf, size_t
 }
 
 static int load_json(struct source *s, const char *name, json_t **ret, char **ret_raw,
-		     size_t *ret_len, struct err *err)
+                     size_t *ret_len, struct err *err)
 {
 	json_error_t je;
 	char *raw = NULL;
@@ -276,7 +278,7 @@ static int load_json(struct source *s, const char *name, json_t **ret, char **re
 	if (!j) {
 		free(raw);
 		return err_set(err, -EINVAL, "%s: %s is not valid JSON (line %d: %s)", s->path,
-			       name, je.line, je.text);
+		               name, je.line, je.text);
 	}
 	*ret = j;
 	if (ret_raw) {
@@ -308,7 +310,7 @@ static int blob_path(const char *digest, char *out, size_t outlen)
 }
 
 static int load_blob_json(struct source *s, const char *digest, json_t **ret, char **ret_raw,
-			  size_t *ret_len, struct err *err)
+                          size_t *ret_len, struct err *err)
 {
 	char path[256];
 
@@ -316,7 +318,7 @@ static int load_blob_json(struct source *s, const char *digest, json_t **ret, ch
 
 	if (blob_path(digest, path, sizeof(path)) < 0)
 		return err_set(err, -EINVAL, "%s: malformed digest \"%.80s\"", s->path,
-			       digest ? digest : "(none)");
+		               digest ? digest : "(none)");
 	r = load_json(s, path, ret, ret_raw, ret_len, err);
 	if (r == -ENOENT)
 		err_set(err, r, "%s: blob %s is missing from the image", s->path, digest);
@@ -331,14 +333,15 @@ static const char *jstr(json_t *o, const char *key)
 }
 
 static int add_candidate(struct source *s, const char *name, const char *digest,
-			 const char *parents, const char *platform, int docker_index)
+                         const char *parents, const char *platform, int docker_index)
 {
 	struct candidate *c;
 
 	/* indexes may list one manifest twice: list it once */
 	for (uint32_t i = 0; i < s->ncands; i++) {
 		c = &s->cands[i];
-		if (!strcmp(c->name, name ? name : "") && !strcmp(c->digest, digest ? digest : "") &&
+		if (!strcmp(c->name, name ? name : "") &&
+		    !strcmp(c->digest, digest ? digest : "") &&
 		    !strcmp(c->platform ? c->platform : "", platform ? platform : "")) {
 			/* reachable through several indexes: any of them may pick it */
 			char *p;
@@ -391,11 +394,11 @@ static int is_attestation(json_t *desc)
 }
 
 static int walk_index(struct source *s, json_t *index, const char *name, const char *parents,
-		      int depth, struct err *err);
+                      int depth, struct err *err);
 
 /* One descriptor of an index: an image manifest becomes a candidate, an index is walked. */
 static int walk_descriptor(struct source *s, json_t *desc, const char *name, const char *parents,
-			   int depth, struct err *err)
+                           int depth, struct err *err)
 {
 	const char *mt = jstr(desc, "mediaType"), *digest = jstr(desc, "digest");
 	json_t *ann = json_object_get(desc, "annotations");
@@ -413,15 +416,17 @@ static int walk_descriptor(struct source *s, json_t *desc, const char *name, con
 			return 0;
 		if (strstr(parents, digest))
 			return err_set(err, -ELOOP, "%s: index %s refers to itself (an index loop)",
-				       s->path, digest);
+			               s->path, digest);
 		if (depth >= SOURCE_MAX_DEPTH)
 			return err_set(err, -ELOOP, "%s: indexes nested deeper than %d at %s",
-				       s->path, SOURCE_MAX_DEPTH, digest);
+			               s->path, SOURCE_MAX_DEPTH, digest);
 		if ((r = load_blob_json(s, digest, &child, NULL, NULL, err)) < 0) {
 			/* a missing blob is only a problem for whoever picks it */
 			if (r == -ENOENT) {
 				err_clear(err);
-				return add_candidate(s, name, digest, parents, NULL, -1) < 0 ? -ENOMEM : 0;
+				return add_candidate(s, name, digest, parents, NULL, -1) < 0
+				           ? -ENOMEM
+				           : 0;
 			}
 			return r;
 		}
@@ -450,13 +455,14 @@ out:
 }
 
 static int walk_index(struct source *s, json_t *index, const char *name, const char *parents,
-		      int depth, struct err *err)
+                      int depth, struct err *err)
 {
 	json_t *ms = json_object_get(index, "manifests"), *d;
 	size_t i;
 	int r;
 
-	json_array_foreach(ms, i, d) {
+	json_array_foreach(ms, i, d)
+	{
 		if ((r = walk_descriptor(s, d, name, parents, depth, err)) < 0)
 			return r;
 	}
@@ -468,7 +474,8 @@ static int docker_candidates(struct source *s, struct err *err)
 	json_t *m = s->docker_manifest, *e;
 	size_t i;
 
-	json_array_foreach(m, i, e) {
+	json_array_foreach(m, i, e)
+	{
 		json_t *tags = json_object_get(e, "RepoTags"), *t;
 		const char *config = jstr(e, "Config");
 		struct buf names = BUF_INIT;
@@ -477,12 +484,14 @@ static int docker_candidates(struct source *s, struct err *err)
 		int r;
 
 		if (!config || !json_is_array(json_object_get(e, "Layers")))
-			return err_set(err, -EINVAL, "%s: manifest.json entry %zu lacks Config or Layers",
-				       s->path, i);
+			return err_set(err, -EINVAL,
+			               "%s: manifest.json entry %zu lacks Config or Layers",
+			               s->path, i);
 		/* the config file is named by its digest: "<hex>.json" or "blobs/sha256/<hex>" */
 		const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
 		snprintf(digest, sizeof(digest), "sha256:%.64s", base);
-		json_array_foreach(tags, j, t) {
+		json_array_foreach(tags, j, t)
+		{
 			if (json_string_value(t) &&
 			    ((names.len && buf_append(&names, ",", 1) < 0) ||
 			     buf_append_str(&names, json_string_value(t)) < 0)) {
@@ -514,14 +523,18 @@ static int find_candidates(struct source *s, struct err *err)
 		}
 		json_decref(m);
 		if (!find_member(s, "index.json"))
-			return err_set(err, -EINVAL, "%s: manifest.json holds no image (%s); "
-						     "pre-1.10 docker save archives are not supported",
-				       s->path, json_is_null(m) ? "it is null" : "empty or not a list");
+			return err_set(err, -EINVAL,
+			               "%s: manifest.json holds no image (%s); "
+			               "pre-1.10 docker save archives are not supported",
+			               s->path,
+			               json_is_null(m) ? "it is null" : "empty or not a list");
 	}
 	if ((r = load_json(s, "index.json", &index, NULL, NULL, err)) < 0) {
 		if (r == -ENOENT)
-			err_set(err, r, "%s: not an image: no index.json (OCI layout) or "
-					"manifest.json (docker save)", s->path);
+			err_set(err, r,
+			        "%s: not an image: no index.json (OCI layout) or "
+			        "manifest.json (docker save)",
+			        s->path);
 		return r;
 	}
 	if (!s->kind)
@@ -606,7 +619,6 @@ const char *source_kind(const struct source *s)
 	return s->kind;
 }
 
-
 /* ---- selection ---- */
 
 static int tag_matches(const char *names, const char *tag)
@@ -656,8 +668,8 @@ static int describe(const struct source *s, const int *pick, struct buf *out)
 		if (pick && !pick[i])
 			continue;
 		r = buf_printf(out, "%s%s%s %.19s%s%s", out->len ? "; " : "",
-			       c->name[0] ? c->name : "(untagged)", "", c->digest,
-			       c->platform ? " " : "", c->platform ? c->platform : "");
+		               c->name[0] ? c->name : "(untagged)", "", c->digest,
+		               c->platform ? " " : "", c->platform ? c->platform : "");
 	}
 	return r;
 }
@@ -670,7 +682,7 @@ int source_list(struct source *s, char **ret_text, struct err *err)
 		const struct candidate *c = &s->cands[i];
 
 		if (buf_printf(&b, "%s\t%s\t%s\n", c->name[0] ? c->name : "(untagged)", c->digest,
-			       c->platform ? c->platform : "-") < 0) {
+		               c->platform ? c->platform : "-") < 0) {
 			buf_release(&b);
 			return err_set(err, -ENOMEM, "out of memory");
 		}
@@ -697,7 +709,8 @@ static void apply_config(struct source_image *img)
 		img->layers[k].diff_id = xstrdup(json_string_value(json_array_get(diff_ids, k)));
 	img->nhistory = (uint32_t)json_array_size(history);
 	/* empty_layer entries (ENV, LABEL, ...) have no layer: they must not shift the mapping */
-	json_array_foreach(history, i, h) {
+	json_array_foreach(history, i, h)
+	{
 		if (json_is_true(json_object_get(h, "empty_layer")))
 			continue;
 		if (layer >= img->nlayers)
@@ -708,7 +721,7 @@ static void apply_config(struct source_image *img)
 }
 
 static int set_layer(struct source *s, struct source_image *img, uint32_t i, const char *file,
-		     const char *digest, const char *mt, struct err *err)
+                     const char *digest, const char *mt, struct err *err)
 {
 	struct source_layer *l = &img->layers[i];
 	int r;
@@ -716,19 +729,21 @@ static int set_layer(struct source *s, struct source_image *img, uint32_t i, con
 	l->digest = xstrdup(digest);
 	l->media_type = xstrdup(mt);
 	if (mt && strstr(mt, "+encrypted"))
-		return err_set(err, -ENOTSUP, "%s: layer %u (%s) is encrypted (%s); strata cannot "
-					      "decrypt layers",
-			       s->path, i, digest ? digest : file, mt);
+		return err_set(err, -ENOTSUP,
+		               "%s: layer %u (%s) is encrypted (%s); strata cannot "
+		               "decrypt layers",
+		               s->path, i, digest ? digest : file, mt);
 	r = locate(s, file, &l->fd, &l->offset, &l->size, err);
 	if (r == -ENOENT)
-		return err_set(err, r, "%s: layer %u blob %s is missing from the image%s", s->path, i,
-			       digest ? digest : file,
-			       mt && strstr(mt, "foreign") ? " (a foreign layer, kept elsewhere)" : "");
+		return err_set(err, r, "%s: layer %u blob %s is missing from the image%s", s->path,
+		               i, digest ? digest : file,
+		               mt && strstr(mt, "foreign") ? " (a foreign layer, kept elsewhere)"
+		                                           : "");
 	return r;
 }
 
 static int docker_image(struct source *s, const struct candidate *c, struct source_image *img,
-			struct err *err)
+                        struct err *err)
 {
 	json_t *e = json_array_get(s->docker_manifest, (size_t)c->docker_index);
 	json_t *layers = json_object_get(e, "Layers"), *lj;
@@ -746,17 +761,18 @@ static int docker_image(struct source *s, const struct candidate *c, struct sour
 	json_decref(cfg);
 	if (json_array_size(layers) > SOURCE_MAX_LAYERS)
 		return err_set(err, -E2BIG, "%s: %zu layers, over the limit of %u", s->path,
-			       json_array_size(layers), SOURCE_MAX_LAYERS);
+		               json_array_size(layers), SOURCE_MAX_LAYERS);
 	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
 	if (!img->layers)
 		return err_set(err, -ENOMEM, "out of memory");
-	json_array_foreach(layers, i, lj) {
+	json_array_foreach(layers, i, lj)
+	{
 		const char *file = json_string_value(lj);
 		char digest[80], *d = NULL;
 
 		if (!file)
 			return err_set(err, -EINVAL, "%s: manifest.json layer %zu is not a string",
-				       s->path, i);
+			               s->path, i);
 		img->nlayers = (uint32_t)i + 1;
 		/* Docker 25+ names layers by blob path, which gives their digest */
 		if (!strncmp(file, "blobs/sha256/", 13) && strlen(file) == 13 + 64) {
@@ -770,7 +786,7 @@ static int docker_image(struct source *s, const struct candidate *c, struct sour
 }
 
 static int oci_image(struct source *s, const struct candidate *c, struct source_image *img,
-		     struct err *err)
+                     struct err *err)
 {
 	json_t *m = NULL, *cfgd, *layers, *lj, *cfg = NULL;
 	const char *cmt;
@@ -786,26 +802,27 @@ static int oci_image(struct source *s, const struct candidate *c, struct source_
 	cmt = jstr(cfgd, "mediaType");
 	if (!cfgd || !json_is_array(layers)) {
 		r = err_set(err, -EINVAL, "%s: %s is not an image manifest (no config or layers)",
-			    s->path, c->digest);
+		            s->path, c->digest);
 		goto out;
 	}
 	if (cmt && strcmp(cmt, MT_OCI_CONFIG) && strcmp(cmt, MT_DOCKER_CONFIG)) {
-		r = err_set(err, -EINVAL, "%s: %s is not a container image but an artifact "
-					  "(config media type %s)",
-			    s->path, c->digest, cmt);
+		r = err_set(err, -EINVAL,
+		            "%s: %s is not a container image but an artifact "
+		            "(config media type %s)",
+		            s->path, c->digest, cmt);
 		goto out;
 	}
 	img->config_digest = xstrdup(jstr(cfgd, "digest"));
 	if (blob_path(img->config_digest, path, sizeof(path)) < 0) {
 		r = err_set(err, -EINVAL, "%s: manifest %s has a malformed config digest", s->path,
-			    c->digest);
+		            c->digest);
 		goto out;
 	}
 	if ((r = load_json(s, path, &cfg, &img->config, &img->config_len, err)) < 0)
 		goto out;
 	if (json_array_size(layers) > SOURCE_MAX_LAYERS) {
 		r = err_set(err, -E2BIG, "%s: %zu layers, over the limit of %u", s->path,
-			    json_array_size(layers), SOURCE_MAX_LAYERS);
+		            json_array_size(layers), SOURCE_MAX_LAYERS);
 		goto out;
 	}
 	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
@@ -813,12 +830,14 @@ static int oci_image(struct source *s, const struct candidate *c, struct source_
 		r = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	json_array_foreach(layers, i, lj) {
+	json_array_foreach(layers, i, lj)
+	{
 		const char *d = jstr(lj, "digest");
 
 		img->nlayers = (uint32_t)i + 1;
 		if (blob_path(d, path, sizeof(path)) < 0) {
-			r = err_set(err, -EINVAL, "%s: layer %zu has a malformed digest", s->path, i);
+			r = err_set(err, -EINVAL, "%s: layer %zu has a malformed digest", s->path,
+			            i);
 			goto out;
 		}
 		if ((r = set_layer(s, img, (uint32_t)i, path, d, jstr(lj, "mediaType"), err)) < 0)
@@ -831,7 +850,7 @@ out:
 }
 
 int source_select(struct source *s, const struct source_select *sel,
-		  struct source_image **ret_image, struct err *err)
+                  struct source_image **ret_image, struct err *err)
 {
 	struct source_select none = {0};
 	struct source_image *img = NULL;
@@ -848,8 +867,8 @@ int source_select(struct source *s, const struct source_select *sel,
 		const struct candidate *c = &s->cands[i];
 
 		pick[i] = (!sel->tag || tag_matches(c->name, sel->tag)) &&
-			  (!sel->digest || digest_matches(c, sel->digest)) &&
-			  (!sel->platform || platform_matches(c, sel->platform));
+		          (!sel->digest || digest_matches(c, sel->digest)) &&
+		          (!sel->platform || platform_matches(c, sel->platform));
 		if (pick[i]) {
 			n++;
 			chosen = i;
@@ -858,15 +877,17 @@ int source_select(struct source *s, const struct source_select *sel,
 	if (n != 1) {
 		describe(s, n ? pick : NULL, &list);
 		if (n == 0)
-			r = err_set(err, -ENOENT, "%s: no image matches %s%s%s%s%s; the image holds: %s",
-				    s->path, sel->tag ? "tag " : "", sel->tag ? sel->tag : "",
-				    sel->digest ? " digest " : "", sel->digest ? sel->digest : "",
-				    sel->platform ? " and the platform" : "",
-				    list.len ? list.data : "nothing");
+			r = err_set(err, -ENOENT,
+			            "%s: no image matches %s%s%s%s%s; the image holds: %s", s->path,
+			            sel->tag ? "tag " : "", sel->tag ? sel->tag : "",
+			            sel->digest ? " digest " : "", sel->digest ? sel->digest : "",
+			            sel->platform ? " and the platform" : "",
+			            list.len ? list.data : "nothing");
 		else
-			r = err_set(err, -EINVAL, "%s: holds %u images; pick one with IMAGE:TAG, "
-						  "IMAGE@DIGEST or --platform OS/ARCH: %s",
-				    s->path, n, list.data);
+			r = err_set(err, -EINVAL,
+			            "%s: holds %u images; pick one with IMAGE:TAG, "
+			            "IMAGE@DIGEST or --platform OS/ARCH: %s",
+			            s->path, n, list.data);
 		goto out;
 	}
 	img = calloc(1, sizeof(*img));
@@ -910,8 +931,7 @@ void source_image_free(struct source_image *img)
 	free(img);
 }
 
-int source_parse_ref(const char *arg, char **ret_path, struct source_select *sel,
-		     struct err *err)
+int source_parse_ref(const char *arg, char **ret_path, struct source_select *sel, struct err *err)
 {
 	struct stat st;
 	char *path = strdup(arg), *at, *colon;

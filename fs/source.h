@@ -40,27 +40,27 @@ struct source_select {
 };
 
 struct source_layer {
-	char *digest;	  /* blob digest, "sha256:<hex>"; NULL when the format gives none */
-	char *diff_id;	  /* from the config's rootfs.diff_ids, or NULL */
+	char *digest;     /* blob digest, "sha256:<hex>"; NULL when the format gives none */
+	char *diff_id;    /* from the config's rootfs.diff_ids, or NULL */
 	char *media_type; /* as the manifest says (informative only) */
 	char *created_by; /* the history entry of this layer, or NULL */
-	int fd;		  /* holds the blob; owned by the struct source */
+	int fd;           /* holds the blob; owned by the struct source */
 	uint64_t offset;  /* byte range of the blob in fd */
 	uint64_t size;
 };
 
 struct source_image {
-	char *name;		/* what was picked: a tag, or the digest */
-	char *manifest_digest;	/* NULL for legacy docker archives */
+	char *name;            /* what was picked: a tag, or the digest */
+	char *manifest_digest; /* NULL for legacy docker archives */
 	char *config_digest;
-	char *platform;		/* "os/arch[/variant]" when known */
-	char *manifest;		/* the manifest as stored (legacy docker: its manifest.json entry) */
+	char *platform; /* "os/arch[/variant]" when known */
+	char *manifest; /* the manifest as stored (legacy docker: its manifest.json entry) */
 	size_t manifest_len;
 	char *config;
 	size_t config_len;
 	uint32_t nlayers;
 	struct source_layer *layers; /* bottom first */
-	uint32_t nhistory;	     /* history entries in the config, empty ones included */
+	uint32_t nhistory;           /* history entries in the config, empty ones included */
 };
 
 struct source;
@@ -71,8 +71,7 @@ struct source;
  * the whole argument is not an existing file. Pointers into arg are stored in
  * *sel and *ret_path is malloc'd.
  */
-int source_parse_ref(const char *arg, char **ret_path, struct source_select *sel,
-		     struct err *err);
+int source_parse_ref(const char *arg, char **ret_path, struct source_select *sel, struct err *err);
 
 int source_open(const char *path, struct source **ret_source, struct err *err);
 void source_free(struct source *s);
@@ -82,7 +81,7 @@ const char *source_kind(const struct source *s);
 
 /* Picks one image. sel may be NULL (the only image, or an error listing them). */
 int source_select(struct source *s, const struct source_select *sel,
-		  struct source_image **ret_image, struct err *err);
+                  struct source_image **ret_image, struct err *err);
 void source_image_free(struct source_image *img);
 
 /*

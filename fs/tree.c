@@ -63,7 +63,7 @@ struct bnode {
 	uint32_t parent;
 	uint32_t first_child;
 	uint32_t next_sibling;
-	uint32_t layer, entry;		 /* version shown; TREE_NONE entry: implied dir */
+	uint32_t layer, entry;           /* version shown; TREE_NONE entry: implied dir */
 	uint32_t data_layer, data_entry; /* where its bytes are (hardlinks) */
 	uint8_t dead;
 	uint8_t dir;
@@ -170,7 +170,7 @@ static uint32_t child(struct builder *b, uint32_t parent, const char *name, size
 }
 
 static int new_node(struct builder *b, uint32_t parent, const char *name, size_t len,
-		    uint32_t layer, uint32_t entry, int dir, uint32_t *ret)
+                    uint32_t layer, uint32_t entry, int dir, uint32_t *ret)
 {
 	struct bnode *n;
 	uint32_t idx;
@@ -193,15 +193,15 @@ static int new_node(struct builder *b, uint32_t parent, const char *name, size_t
 	idx = b->nn++;
 	n = &b->n[idx];
 	*n = (struct bnode){.name = name,
-			    .name_len = (uint32_t)len,
-			    .parent = parent,
-			    .first_child = TREE_NONE,
-			    .next_sibling = TREE_NONE,
-			    .layer = layer,
-			    .entry = entry,
-			    .data_layer = layer,
-			    .data_entry = entry,
-			    .dir = (uint8_t)dir};
+	                    .name_len = (uint32_t)len,
+	                    .parent = parent,
+	                    .first_child = TREE_NONE,
+	                    .next_sibling = TREE_NONE,
+	                    .layer = layer,
+	                    .entry = entry,
+	                    .data_layer = layer,
+	                    .data_entry = entry,
+	                    .dir = (uint8_t)dir};
 	if (idx != 0) {
 		uint32_t *s = find_slot(b, parent, name, len);
 
@@ -270,7 +270,7 @@ static int kill_subtree(struct builder *b, uint32_t node, uint32_t by, uint32_t 
  * TREE_NONE. On success *ret_base points at the last component.
  */
 static int walk_parent(struct builder *b, const char *path, uint32_t layer, int create,
-		       uint32_t *ret_dir, const char **ret_base)
+                       uint32_t *ret_dir, const char **ret_base)
 {
 	uint32_t dir = 0;
 	const char *p = path, *slash;
@@ -306,7 +306,7 @@ static int walk_parent(struct builder *b, const char *path, uint32_t layer, int 
 }
 
 static int apply_whiteout(struct builder *b, const struct layer *l, uint32_t li,
-			  const struct layer_entry *e)
+                          const struct layer_entry *e)
 {
 	const char *path = layer_str(l, e->path), *base;
 	uint32_t dir, c;
@@ -350,8 +350,8 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 
 		if (target == TREE_NONE || b->n[target].dir || b->n[target].entry == TREE_NONE) {
 			tree_warn(b->t, "layer %u: hardlink %s to %s: target %s, skipped", li, path,
-				  layer_str(l, e->link),
-				  target == TREE_NONE ? "missing" : "is a directory");
+			          layer_str(l, e->link),
+			          target == TREE_NONE ? "missing" : "is a directory");
 			return 0;
 		}
 		data_layer = b->n[target].data_layer;
@@ -430,7 +430,10 @@ struct group {
 
 static struct group *group_find(struct group *g, uint32_t mask, uint32_t layer, uint32_t entry)
 {
-	uint32_t i = (uint32_t)(((uint64_t)layer * 0x9E3779B97F4A7C15ull ^ entry) * 0xff51afd7ed558ccdull >> 20) & mask;
+	uint32_t i =
+	    (uint32_t)(((uint64_t)layer * 0x9E3779B97F4A7C15ull ^ entry) * 0xff51afd7ed558ccdull >>
+	               20) &
+	    mask;
 
 	while (g[i].nlink && (g[i].layer != layer || g[i].entry != entry))
 		i = (i + 1) & mask;
@@ -464,12 +467,12 @@ static int finish(struct builder *b)
 				order[n++] = c;
 		qsort_r(order + start, n - start, sizeof(*order), cmp_children, b->n);
 		*tn = (struct tnode){.name = bn->name,
-				     .name_len = bn->name_len,
-				     .parent = head ? newidx[bn->parent] : 0,
-				     .first = start,
-				     .count = n - start,
-				     .entry = bn->entry,
-				     .layer = (uint16_t)bn->layer};
+		                     .name_len = bn->name_len,
+		                     .parent = head ? newidx[bn->parent] : 0,
+		                     .first = start,
+		                     .count = n - start,
+		                     .entry = bn->entry,
+		                     .layer = (uint16_t)bn->layer};
 		for (uint32_t i = start; i < n; i++)
 			newidx[order[i]] = i;
 		head++;
@@ -508,7 +511,8 @@ static int finish(struct builder *b)
 		if (!p)
 			goto out;
 		t->links = p;
-		p[t->nlinks++] = (struct tlink){i, g->ino, g->nlink, bn->data_layer, bn->data_entry};
+		p[t->nlinks++] =
+		    (struct tlink){i, g->ino, g->nlink, bn->data_layer, bn->data_entry};
 		t->nodes[i].linked = 1;
 	}
 	r = 0;
@@ -520,7 +524,7 @@ out:
 }
 
 static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, int raw,
-		 struct tree **ret_tree, struct err *err)
+                 struct tree **ret_tree, struct err *err)
 {
 	struct builder b = {0};
 	struct tree *t = calloc(1, sizeof(*t));
@@ -545,7 +549,7 @@ static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, 
 out:
 	if (r < 0)
 		err_set(err, r, "building the %s view of %u layers: %s", raw ? "layer" : "merged",
-			nlayers, strerror(-r));
+		        nlayers, strerror(-r));
 	free(b.n);
 	free(b.slots);
 	free(b.stack);
@@ -554,13 +558,13 @@ out:
 }
 
 int tree_build_merged(struct layer *const *layers, uint32_t nlayers, struct tree **ret_tree,
-		      struct err *err)
+                      struct err *err)
 {
 	return build(layers, nlayers, 0, 0, ret_tree, err);
 }
 
 int tree_build_layer(struct layer *const *layers, uint32_t index, struct tree **ret_tree,
-		     struct err *err)
+                     struct err *err)
 {
 	return build(layers, index + 1, index, 1, ret_tree, err);
 }
@@ -656,7 +660,7 @@ static const struct tlink *find_link(const struct tree *t, uint32_t node)
 }
 
 const struct layer_entry *tree_entry(const struct tree *t, uint32_t node,
-				     const struct layer **ret_layer)
+                                     const struct layer **ret_layer)
 {
 	const struct tnode *n = &t->nodes[node];
 
@@ -673,11 +677,11 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 	const struct layer_entry *e;
 
 	*ret = (struct tree_attr){.ino = node,
-				  .layer = n->entry == TREE_NONE ? TREE_NONE : n->layer,
-				  .entry = n->entry,
-				  .data_layer = n->layer,
-				  .data_entry = n->entry,
-				  .nlink = 1};
+	                          .layer = n->entry == TREE_NONE ? TREE_NONE : n->layer,
+	                          .entry = n->entry,
+	                          .data_layer = n->layer,
+	                          .data_entry = n->entry,
+	                          .nlink = 1};
 	if (n->linked) {
 		const struct tlink *k = find_link(t, node);
 
@@ -706,7 +710,8 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 		for (uint32_t i = 0; i < n->count; i++) {
 			const struct tnode *c = &t->nodes[n->first + i];
 			const struct layer_entry *ce =
-				c->entry == TREE_NONE ? NULL : layer_entry(t->layers[c->layer], c->entry);
+			    c->entry == TREE_NONE ? NULL
+			                          : layer_entry(t->layers[c->layer], c->entry);
 
 			if (!ce || ce->type == LAYER_DIR)
 				ret->nlink++;
@@ -715,15 +720,15 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 }
 
 ssize_t tree_read(const struct tree *t, uint32_t node, void *buf, size_t len, uint64_t off,
-		  struct err *err)
+                  struct err *err)
 {
 	struct tree_attr a;
 
 	tree_stat(t, node, &a);
 	if (a.data_entry == TREE_NONE || !S_ISREG(a.mode))
 		return -EISDIR;
-	return layer_read(t->layers[a.data_layer], layer_entry(t->layers[a.data_layer], a.data_entry),
-			  buf, len, off, err);
+	return layer_read(t->layers[a.data_layer],
+	                  layer_entry(t->layers[a.data_layer], a.data_entry), buf, len, off, err);
 }
 
 uint32_t tree_hidden_count(const struct tree *t)

@@ -42,16 +42,16 @@ enum tree_how {
 };
 
 struct tree_hidden {
-	uint32_t layer;	     /* the layer holding the hidden version */
-	uint32_t entry;	     /* its entry in that layer */
+	uint32_t layer;      /* the layer holding the hidden version */
+	uint32_t entry;      /* its entry in that layer */
 	uint32_t removed_by; /* the layer that hid it */
-	uint32_t how;	     /* enum tree_how */
+	uint32_t how;        /* enum tree_how */
 };
 
 struct tree_attr {
-	uint32_t ino;	/* the node that stands for the inode (hardlinks share it) */
-	uint32_t layer; /* layer of the version shown (TREE_NONE: implied directory) */
-	uint32_t entry; /* its entry, TREE_NONE for an implied directory */
+	uint32_t ino;        /* the node that stands for the inode (hardlinks share it) */
+	uint32_t layer;      /* layer of the version shown (TREE_NONE: implied directory) */
+	uint32_t entry;      /* its entry, TREE_NONE for an implied directory */
 	uint32_t data_layer; /* where the file's bytes are (differs for hardlinks) */
 	uint32_t data_entry;
 	mode_t mode;
@@ -66,10 +66,10 @@ struct tree;
 
 /* layers[0..nlayers-1], bottom first. */
 int tree_build_merged(struct layer *const *layers, uint32_t nlayers, struct tree **ret_tree,
-		      struct err *err);
+                      struct err *err);
 /* The view of layers[index] alone; layers[0..index-1] are not consulted. */
 int tree_build_layer(struct layer *const *layers, uint32_t index, struct tree **ret_tree,
-		     struct err *err);
+                     struct err *err);
 void tree_free(struct tree *t);
 
 uint32_t tree_node_count(const struct tree *t);
@@ -85,10 +85,10 @@ const char *tree_name(const struct tree *t, uint32_t node, size_t *ret_len);
 void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret_attr);
 /* The layer entry shown at node (NULL for implied directories). */
 const struct layer_entry *tree_entry(const struct tree *t, uint32_t node,
-				     const struct layer **ret_layer);
+                                     const struct layer **ret_layer);
 /* Reads from a regular file, following hardlinks to the bytes. */
 ssize_t tree_read(const struct tree *t, uint32_t node, void *buf, size_t len, uint64_t off,
-		  struct err *err);
+                  struct err *err);
 
 /* What a merged view hid, in the order it happened. */
 uint32_t tree_hidden_count(const struct tree *t);

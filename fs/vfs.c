@@ -42,13 +42,13 @@ static const struct {
 	enum virt parent;
 	int dir;
 } virt_nodes[V_COUNT] = {
-	[V_ROOT] = {"", V_ROOT, 1},
-	[V_LAYERS] = {"layers", V_ROOT, 1},
-	[V_STACK] = {"stack", V_ROOT, 1},
-	[V_IMAGE] = {"image", V_ROOT, 1},
-	[V_MANIFEST] = {"manifest.json", V_IMAGE, 0},
-	[V_CONFIG] = {"config.json", V_IMAGE, 0},
-	[V_HISTORY] = {"history", V_IMAGE, 0},
+    [V_ROOT] = {"", V_ROOT, 1},
+    [V_LAYERS] = {"layers", V_ROOT, 1},
+    [V_STACK] = {"stack", V_ROOT, 1},
+    [V_IMAGE] = {"image", V_ROOT, 1},
+    [V_MANIFEST] = {"manifest.json", V_IMAGE, 0},
+    [V_CONFIG] = {"config.json", V_IMAGE, 0},
+    [V_HISTORY] = {"history", V_IMAGE, 0},
 };
 
 struct vfs {
@@ -232,9 +232,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			if (n < 0)
 				return (void)fuse_reply_err(req, ENOENT);
 			return reply_entry(req, v,
-					   make_ino(node == V_LAYERS ? view_of_layer(v, (uint32_t)n)
-								     : view_of_stack(v, (uint32_t)n),
-						    0));
+			                   make_ino(node == V_LAYERS
+			                                ? view_of_layer(v, (uint32_t)n)
+			                                : view_of_stack(v, (uint32_t)n),
+			                            0));
 		}
 		for (int i = V_LAYERS; i < V_COUNT; i++)
 			if (virt_nodes[i].parent == node && !strcmp(virt_nodes[i].name, name))
@@ -290,7 +291,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* Adds one directory entry to buf; returns 0 when it did not fit. */
 static int add_dirent(fuse_req_t req, char *buf, size_t size, size_t *pos, const char *name,
-		      const struct stat *st, off_t next)
+                      const struct stat *st, off_t next)
 {
 	size_t need = fuse_add_direntry(req, buf + *pos, size - *pos, name, st, next);
 
@@ -301,7 +302,7 @@ static int add_dirent(fuse_req_t req, char *buf, size_t size, size_t *pos, const
 }
 
 static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t size, off_t off,
-			    char *buf, size_t *pos)
+                            char *buf, size_t *pos)
 {
 	char name[16];
 	struct stat st = {0};
@@ -326,7 +327,8 @@ static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t
 	if (node == V_LAYERS || node == V_STACK) {
 		for (uint32_t n = 0; n < v->nlayers; n++, i++) {
 			snprintf(name, sizeof(name), "%02u", n);
-			st.st_ino = make_ino(node == V_LAYERS ? view_of_layer(v, n) : view_of_stack(v, n), 0);
+			st.st_ino = make_ino(
+			    node == V_LAYERS ? view_of_layer(v, n) : view_of_stack(v, n), 0);
 			if (off <= i && !add_dirent(req, buf, size, pos, name, &st, i + 1))
 				return;
 		}
@@ -343,7 +345,7 @@ static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	struct vfs *v = vfs_of(req);
 	uint32_t view = ino_view(ino), node = ino_node(ino), first, count;
@@ -406,7 +408,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	struct vfs *v = vfs_of(req);
 	uint32_t view = ino_view(ino);
@@ -423,7 +425,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if ((size_t)off >= len)
 			return (void)fuse_reply_buf(req, NULL, 0);
 		return (void)fuse_reply_buf(req, data + off,
-					    len - (size_t)off < size ? len - (size_t)off : size);
+		                            len - (size_t)off < size ? len - (size_t)off : size);
 	}
 	if ((r = view_tree(v, view, &t)) < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -440,7 +442,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* The layer entry whose xattrs node ino shows, or NULL. */
 static const struct layer_entry *xattr_entry(struct vfs *v, fuse_ino_t ino,
-					     const struct layer **ret_layer)
+                                             const struct layer **ret_layer)
 {
 	struct tree_attr a;
 	struct tree *t;
@@ -520,20 +522,20 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.lookup = op_lookup,
-	.getattr = op_getattr,
-	.readlink = op_readlink,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.open = op_open,
-	.read = op_read,
-	.listxattr = op_listxattr,
-	.getxattr = op_getxattr,
-	.statfs = op_statfs,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .open = op_open,
+    .read = op_read,
+    .listxattr = op_listxattr,
+    .getxattr = op_getxattr,
+    .statfs = op_statfs,
 };
 
 int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *opts,
-	      struct err *err)
+              struct err *err)
 {
 	struct vfs v = {.img = img, .nlayers = image_layer_count(img), .mount_time = time(NULL)};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -551,8 +553,8 @@ int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *
 			*p = '_';
 	/* read-only, and an image's setuid files and devices stay inert */
 	r = asprintf(&o, "ro,nosuid,nodev,noatime,fsname=%s,subtype=strata%s%s", fsname,
-		     opts->fuse_opts && *opts->fuse_opts ? "," : "",
-		     opts->fuse_opts ? opts->fuse_opts : "");
+	             opts->fuse_opts && *opts->fuse_opts ? "," : "",
+	             opts->fuse_opts ? opts->fuse_opts : "");
 	free(fsname);
 	if (r < 0)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -573,7 +575,7 @@ int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *
 	}
 	if (fuse_session_mount(se, mountpoint) < 0) {
 		r = err_set(err, -EIO, "cannot mount on %s (does it exist? is /dev/fuse there?)",
-			    mountpoint);
+		            mountpoint);
 		goto out_signals;
 	}
 	if (fuse_daemonize(opts->foreground) < 0) {

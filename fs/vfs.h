@@ -19,10 +19,10 @@
 #include "image.h"
 
 struct vfs_opts {
-	int foreground;		/* do not daemonize */
-	int debug;		/* libfuse's -d */
-	const char *fuse_opts;	/* extra -o options, passed through ("allow_other,...") */
-	unsigned max_threads;	/* FUSE worker threads, 0 = libfuse's default */
+	int foreground;        /* do not daemonize */
+	int debug;             /* libfuse's -d */
+	const char *fuse_opts; /* extra -o options, passed through ("allow_other,...") */
+	unsigned max_threads;  /* FUSE worker threads, 0 = libfuse's default */
 };
 
 /*
@@ -33,6 +33,6 @@ struct vfs_opts {
  * answers. Returns 0 or a negative errno.
  */
 int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *opts,
-	      struct err *err);
+              struct err *err);
 
 #endif

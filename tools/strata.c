@@ -26,20 +26,20 @@
 static const char *prog = "strata";
 
 static const char usage_main[] =
-	"usage: strata COMMAND [OPTIONS] ...\n"
-	"\n"
-	"Mount a container image read-only for inspection, or read it without mounting.\n"
-	"IMAGE is a docker save tarball, an OCI archive or an OCI layout directory;\n"
-	"IMAGE:TAG and IMAGE@sha256:DIGEST pick one image when the file holds several.\n"
-	"\n"
-	"commands:\n"
-	"  mount IMAGE MOUNTPOINT   mount the image (merged/, layers/NN/, stack/NN/, image/)\n"
-	"  umount MOUNTPOINT        unmount it\n"
-	"  ls IMAGE [PATH]          list a directory of the merged view (or of --layer N)\n"
-	"  cat IMAGE PATH           print a file of the merged view (or of --layer N)\n"
-	"  images IMAGE             list the images a file holds (tags, digests, platforms)\n"
-	"\n"
-	"Run 'strata COMMAND --help' for a command's options.\n";
+    "usage: strata COMMAND [OPTIONS] ...\n"
+    "\n"
+    "Mount a container image read-only for inspection, or read it without mounting.\n"
+    "IMAGE is a docker save tarball, an OCI archive or an OCI layout directory;\n"
+    "IMAGE:TAG and IMAGE@sha256:DIGEST pick one image when the file holds several.\n"
+    "\n"
+    "commands:\n"
+    "  mount IMAGE MOUNTPOINT   mount the image (merged/, layers/NN/, stack/NN/, image/)\n"
+    "  umount MOUNTPOINT        unmount it\n"
+    "  ls IMAGE [PATH]          list a directory of the merged view (or of --layer N)\n"
+    "  cat IMAGE PATH           print a file of the merged view (or of --layer N)\n"
+    "  images IMAGE             list the images a file holds (tags, digests, platforms)\n"
+    "\n"
+    "Run 'strata COMMAND --help' for a command's options.\n";
 
 static void die_err(const struct err *e)
 {
@@ -67,12 +67,12 @@ struct common {
 enum { OPT_PLATFORM = 256, OPT_NO_VERIFY, OPT_LAYER, OPT_HELP };
 
 static const struct option common_options[] = {
-	{"platform", required_argument, NULL, OPT_PLATFORM},
-	{"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-	{"layer", required_argument, NULL, OPT_LAYER},
-	{"help", no_argument, NULL, 'h'},
-	{"quiet", no_argument, NULL, 'q'},
-	{0, 0, 0, 0},
+    {"platform", required_argument, NULL, OPT_PLATFORM},
+    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"layer", required_argument, NULL, OPT_LAYER},
+    {"help", no_argument, NULL, 'h'},
+    {"quiet", no_argument, NULL, 'q'},
+    {0, 0, 0, 0},
 };
 
 /* Handles one option common to all commands; returns 0 if it was not one. */
@@ -139,7 +139,7 @@ static struct tree *pick_tree(struct image *img, const struct common *c)
 		return image_merged(img);
 	if (c->layer >= (long)image_layer_count(img)) {
 		fprintf(stderr, "%s: no layer %ld: the image has %u (00..%02u)\n", prog, c->layer,
-			image_layer_count(img), image_layer_count(img) - 1);
+		        image_layer_count(img), image_layer_count(img) - 1);
 		exit(EXIT_USAGE);
 	}
 	if (image_layer_view(img, (uint32_t)c->layer, &t, &e) < 0)
@@ -148,18 +148,18 @@ static struct tree *pick_tree(struct image *img, const struct common *c)
 }
 
 static const char usage_mount[] =
-	"usage: strata mount [OPTIONS] IMAGE[:TAG|@DIGEST] MOUNTPOINT\n"
-	"\n"
-	"Mounts the image read-only and returns once the mount answers.\n"
-	"  -f               stay in the foreground\n"
-	"  -d               FUSE debug output (implies -f)\n"
-	"  -o OPTS          FUSE mount options, e.g. -o allow_other\n"
-	"  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
-	"  --no-verify      warn instead of failing on a layer digest mismatch\n"
-	"  -q, --quiet      no warnings\n"
-	"\n"
-	"example:\n"
-	"  strata mount app.tar /mnt/img && ls /mnt/img/merged && strata umount /mnt/img\n";
+    "usage: strata mount [OPTIONS] IMAGE[:TAG|@DIGEST] MOUNTPOINT\n"
+    "\n"
+    "Mounts the image read-only and returns once the mount answers.\n"
+    "  -f               stay in the foreground\n"
+    "  -d               FUSE debug output (implies -f)\n"
+    "  -o OPTS          FUSE mount options, e.g. -o allow_other\n"
+    "  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
+    "  --no-verify      warn instead of failing on a layer digest mismatch\n"
+    "  -q, --quiet      no warnings\n"
+    "\n"
+    "example:\n"
+    "  strata mount app.tar /mnt/img && ls /mnt/img/merged && strata umount /mnt/img\n";
 
 static int cmd_mount(int argc, char **argv)
 {
@@ -189,8 +189,8 @@ static int cmd_mount(int argc, char **argv)
 }
 
 static const char usage_umount[] = "usage: strata umount MOUNTPOINT\n"
-				   "\n"
-				   "Unmounts a strata mount, also one whose process was killed.\n";
+                                   "\n"
+                                   "Unmounts a strata mount, also one whose process was killed.\n";
 
 static int run(const char *const argv[])
 {
@@ -238,8 +238,12 @@ static void mode_string(mode_t m, char out[11])
 {
 	const char *rwx = "rwxrwxrwx";
 
-	out[0] = S_ISDIR(m) ? 'd' : S_ISLNK(m) ? 'l' : S_ISCHR(m) ? 'c' : S_ISBLK(m) ? 'b'
-	       : S_ISFIFO(m) ? 'p' : '-';
+	out[0] = S_ISDIR(m)    ? 'd'
+	         : S_ISLNK(m)  ? 'l'
+	         : S_ISCHR(m)  ? 'c'
+	         : S_ISBLK(m)  ? 'b'
+	         : S_ISFIFO(m) ? 'p'
+	                       : '-';
 	for (int i = 0; i < 9; i++)
 		out[1 + i] = (m & (0400 >> i)) ? rwx[i] : '-';
 	if (m & S_ISUID)
@@ -252,18 +256,18 @@ static void mode_string(mode_t m, char out[11])
 }
 
 static const char usage_ls[] =
-	"usage: strata ls [OPTIONS] IMAGE[:TAG|@DIGEST] [PATH]\n"
-	"\n"
-	"Lists a directory of the merged view without mounting, one name per line.\n"
-	"  -l               long format: mode, owner, size, mtime, name -> target\n"
-	"  --layer N        list layer N as stored instead (whiteouts shown)\n"
-	"  --platform P     pick OS/ARCH[/VARIANT]\n"
-	"\n"
-	"example:\n"
-	"  strata ls -l app.tar /etc\n";
+    "usage: strata ls [OPTIONS] IMAGE[:TAG|@DIGEST] [PATH]\n"
+    "\n"
+    "Lists a directory of the merged view without mounting, one name per line.\n"
+    "  -l               long format: mode, owner, size, mtime, name -> target\n"
+    "  --layer N        list layer N as stored instead (whiteouts shown)\n"
+    "  --platform P     pick OS/ARCH[/VARIANT]\n"
+    "\n"
+    "example:\n"
+    "  strata ls -l app.tar /etc\n";
 
 static void print_long(struct image *img, const struct tree *t, uint32_t node, const char *name,
-		       size_t len)
+                       size_t len)
 {
 	struct tree_attr a;
 	char mode[11], when[32];
@@ -337,15 +341,14 @@ static int cmd_ls(int argc, char **argv)
 	return 0;
 }
 
-static const char usage_cat[] =
-	"usage: strata cat [OPTIONS] IMAGE[:TAG|@DIGEST] PATH\n"
-	"\n"
-	"Prints a file of the merged view without mounting.\n"
-	"  --layer N        read the file from layer N as stored\n"
-	"  --platform P     pick OS/ARCH[/VARIANT]\n"
-	"\n"
-	"example:\n"
-	"  strata cat app.tar /etc/os-release\n";
+static const char usage_cat[] = "usage: strata cat [OPTIONS] IMAGE[:TAG|@DIGEST] PATH\n"
+                                "\n"
+                                "Prints a file of the merged view without mounting.\n"
+                                "  --layer N        read the file from layer N as stored\n"
+                                "  --platform P     pick OS/ARCH[/VARIANT]\n"
+                                "\n"
+                                "example:\n"
+                                "  strata cat app.tar /etc/os-release\n";
 
 static int cmd_cat(int argc, char **argv)
 {
@@ -389,9 +392,10 @@ static int cmd_cat(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
 }
 
-static const char usage_images[] = "usage: strata images IMAGE\n"
-				   "\n"
-				   "Lists the images a file or layout holds: tag, digest, platform.\n";
+static const char usage_images[] =
+    "usage: strata images IMAGE\n"
+    "\n"
+    "Lists the images a file or layout holds: tag, digest, platform.\n";
 
 static int cmd_images(int argc, char **argv)
 {
@@ -419,8 +423,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{"mount", cmd_mount}, {"umount", cmd_umount}, {"ls", cmd_ls},
-		{"cat", cmd_cat},     {"images", cmd_images},
+	    {"mount", cmd_mount}, {"umount", cmd_umount}, {"ls", cmd_ls},
+	    {"cat", cmd_cat},     {"images", cmd_images},
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {

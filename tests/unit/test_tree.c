@@ -138,11 +138,15 @@ static uint32_t nchildren(const struct tree *t, const char *path)
 
 static void test_whiteouts(void)
 {
-	struct ent l0[] = {{"a/old", 'f', "old", 0}, {"a/sub/deep", 'f', "x", 0}, {"b", 'f', "b", 0},
-			   {"d/x", 'f', "x", 0}, {"d/y", 'f', "y", 0}};
+	struct ent l0[] = {{"a/old", 'f', "old", 0},
+	                   {"a/sub/deep", 'f', "x", 0},
+	                   {"b", 'f', "b", 0},
+	                   {"d/x", 'f', "x", 0},
+	                   {"d/y", 'f', "y", 0}};
 	/* the whiteout comes after the same layer's a/new: it must not hide it */
-	struct ent l1[] = {{"a/", 'd', NULL, 0700}, {"a/new", 'f', "new", 0}, {".wh.a", 'f', "", 0},
-			   {"d/.wh..wh..opq", 'f', "", 0}, {"d/z", 'f', "z", 0}, {".wh.b", 'f', "", 0}};
+	struct ent l1[] = {{"a/", 'd', NULL, 0700}, {"a/new", 'f', "new", 0},
+	                   {".wh.a", 'f', "", 0},   {"d/.wh..wh..opq", 'f', "", 0},
+	                   {"d/z", 'f', "z", 0},    {".wh.b", 'f', "", 0}};
 	struct tree *t;
 	struct tree_attr at;
 
@@ -151,14 +155,17 @@ static void test_whiteouts(void)
 	t = merged();
 	CHECK(exists(t, "a/new") && !strcmp(contents(t, "a/new"), "new"),
 	      "same-layer entry survives its layer's whiteout whatever the tar order");
-	CHECK(!exists(t, "a/old") && !exists(t, "a/sub"), ".wh.a hides the lower a and its subtree");
+	CHECK(!exists(t, "a/old") && !exists(t, "a/sub"),
+	      ".wh.a hides the lower a and its subtree");
 	CHECK(!exists(t, "b"), ".wh.b hides lower b");
-	CHECK(!exists(t, ".wh.b") && !exists(t, "d/.wh..wh..opq"), "whiteouts are never shown merged");
+	CHECK(!exists(t, ".wh.b") && !exists(t, "d/.wh..wh..opq"),
+	      "whiteouts are never shown merged");
 	CHECK(exists(t, "d/z") && !exists(t, "d/x") && !exists(t, "d/y") && nchildren(t, "d") == 1,
 	      "opaque dir keeps only its own layer's entries");
 	tree_stat(t, tree_resolve(t, "a"), &at);
 	CHECK((at.mode & 07777) == 0700, "the upper directory's attributes win");
-	/* a/old, a/sub/deep and b by whiteouts (implied dirs a, a/sub hold no version), d/x, d/y by opaque */
+	/* a/old, a/sub/deep and b by whiteouts (implied dirs a, a/sub hold no version), d/x, d/y by
+	 * opaque */
 	uint32_t wh = 0, op = 0;
 	for (uint32_t i = 0; i < tree_hidden_count(t); i++) {
 		wh += tree_hidden(t, i)->how == TREE_WHITEOUT;
@@ -191,7 +198,8 @@ static void test_replacements(void)
 	CHECK(exists(t, "x/b") && !exists(t, "x/a") && nchildren(t, "x") == 1,
 	      "x/a, then file x, then dir x/ with x/b gives only x/b");
 	tree_stat(t, tree_resolve(t, "f"), &at);
-	CHECK(S_ISDIR(at.mode) && nchildren(t, "f") == 0, "a directory replacing a file starts empty");
+	CHECK(S_ISDIR(at.mode) && nchildren(t, "f") == 0,
+	      "a directory replacing a file starts empty");
 	tree_free(t);
 
 	struct tree *s1;
@@ -205,17 +213,17 @@ static void test_replacements(void)
 static void test_paths_and_links(void)
 {
 	struct ent l0[] = {
-		{"./", 'd', NULL, 0},		 /* the root entry: skipped */
-		{"./etc", 'd', NULL, 0711},	 /* same as etc/ below */
-		{"/etc/passwd", 'f', "root", 0}, /* leading slash stripped */
-		{"etc/", 'd', NULL, 0750},	 /* duplicate: last one wins */
-		{"deep/implied/file", 'f', "d", 0},
-		{"dup", 'f', "first", 0},
-		{"dup", 'f', "second", 0},
-		{"orig", 'f', "shared", 04755},
-		{"hl", 'h', "orig", 0},
-		{"abs", 'l', "/etc/passwd", 0},
-		{"rel", 'l', "../../../x", 0},
+	    {"./", 'd', NULL, 0},            /* the root entry: skipped */
+	    {"./etc", 'd', NULL, 0711},      /* same as etc/ below */
+	    {"/etc/passwd", 'f', "root", 0}, /* leading slash stripped */
+	    {"etc/", 'd', NULL, 0750},       /* duplicate: last one wins */
+	    {"deep/implied/file", 'f', "d", 0},
+	    {"dup", 'f', "first", 0},
+	    {"dup", 'f', "second", 0},
+	    {"orig", 'f', "shared", 04755},
+	    {"hl", 'h', "orig", 0},
+	    {"abs", 'l', "/etc/passwd", 0},
+	    {"rel", 'l', "../../../x", 0},
 	};
 	struct ent l1[] = {{".wh.orig", 'f', "", 0}};
 	struct tree *t;
@@ -226,7 +234,8 @@ static void test_paths_and_links(void)
 	tree_stat(t, tree_resolve(t, "etc"), &a);
 	CHECK((a.mode & 07777) == 0750 && exists(t, "etc/passwd"),
 	      "./etc, /etc/passwd and etc/ are one directory; the last duplicate wins");
-	CHECK(nchildren(t, "") == 7, "root holds etc deep dup orig hl abs rel (got %u)", nchildren(t, ""));
+	CHECK(nchildren(t, "") == 7, "root holds etc deep dup orig hl abs rel (got %u)",
+	      nchildren(t, ""));
 	tree_stat(t, tree_resolve(t, "deep/implied"), &a);
 	CHECK(S_ISDIR(a.mode), "implied parent directories exist");
 	CHECK(!strcmp(contents(t, "dup"), "second"), "duplicate paths: the last one wins");
@@ -263,7 +272,8 @@ static void test_long_names(void)
 	add_layer(pax, 1, ARCHIVE_FORMAT_TAR_USTAR);
 	t = merged();
 	CHECK(!strcmp(contents(t, longpath), "gnu"), "GNU long names read back");
-	CHECK(!strcmp(contents(t, "\xff\xfe-not-utf8"), "raw"), "names that are not UTF-8 kept as bytes");
+	CHECK(!strcmp(contents(t, "\xff\xfe-not-utf8"), "raw"),
+	      "names that are not UTF-8 kept as bytes");
 	tree_free(t);
 	reset();
 }
