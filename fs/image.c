@@ -34,6 +34,8 @@ struct image {
 	struct tree *merged;
 	struct lazy_view *layer_views;
 	struct lazy_view *stack_views;
+	struct lazy_view deleted; /* its lock also guards deleted_tsv */
+	struct buf deleted_tsv;
 	struct buf history;
 	char **warnings;
 	uint32_t nwarnings;
@@ -196,6 +198,7 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 	}
 	if (!img)
 		return err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&img->deleted.lock, NULL);
 	img->path = strdup(path);
 	if (!img->path) {
 		r = err_set(err, -ENOMEM, "out of memory");
@@ -262,6 +265,9 @@ void image_free(struct image *img)
 {
 	if (!img)
 		return;
+	tree_free(img->deleted.tree);
+	pthread_mutex_destroy(&img->deleted.lock);
+	buf_release(&img->deleted_tsv);
 	tree_free(img->merged);
 	for (uint32_t i = 0; i < img->n; i++) {
 		if (img->layer_views) {
@@ -369,6 +375,79 @@ int image_stack_view(struct image *img, uint32_t i, struct tree **ret_tree, stru
 		return 0;
 	}
 	return lazy(img, &img->stack_views[i < img->n ? i : 0], i, 1, ret_tree, err);
+}
+
+const char *image_how_name(uint32_t how)
+{
+	static const char *const names[] = {
+	    [TREE_WHITEOUT] = "whiteout", [TREE_OPAQUE] = "opaque", [TREE_SHADOWED] = "shadowed"};
+
+	return how < 3 ? names[how] : "?";
+}
+
+/* Appends the path of node (below the root of t, no leading slash) to b. */
+static int append_path(struct buf *b, const struct tree *t, uint32_t node)
+{
+	const char *name;
+	size_t len;
+	int r;
+
+	if (node == 0)
+		return 0;
+	if (tree_parent(t, node) != 0) {
+		if ((r = append_path(b, t, tree_parent(t, node))) < 0 ||
+		    (r = buf_append(b, "/", 1)) < 0)
+			return r;
+	}
+	name = tree_name(t, node, &len);
+	return buf_append(b, name, len);
+}
+
+static int make_deleted_tsv(struct image *img, const struct tree *t)
+{
+	struct buf *b = &img->deleted_tsv;
+	int r = buf_append_str(b, "path\tlayer\tremoved_by\thow\tsize\n");
+
+	for (uint32_t i = 0; r == 0 && i < tree_node_count(t); i++) {
+		const struct tree_hidden *h = tree_shown_hidden(t, i);
+		struct tree_attr a;
+
+		if (!h)
+			continue;
+		tree_stat(t, i, &a);
+		if ((r = append_path(b, t, i)) == 0)
+			r = buf_printf(b, "\t%02u\t%02u\t%s\t%llu\n", h->layer, h->removed_by,
+			               image_how_name(h->how), (unsigned long long)a.size);
+	}
+	return r;
+}
+
+int image_deleted_view(struct image *img, struct tree **ret_tree, struct err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&img->deleted.lock);
+	if (!img->deleted.tree) {
+		r = tree_build_deleted(img->merged, &img->deleted.tree, err);
+		if (r == 0 && (r = make_deleted_tsv(img, img->deleted.tree)) < 0)
+			err_set(err, r, "out of memory");
+	}
+	if (r == 0)
+		*ret_tree = img->deleted.tree;
+	pthread_mutex_unlock(&img->deleted.lock);
+	return r;
+}
+
+int image_deleted_tsv(struct image *img, const char **ret_text, size_t *ret_len, struct err *err)
+{
+	struct tree *t;
+	int r = image_deleted_view(img, &t, err);
+
+	if (r < 0)
+		return r;
+	*ret_text = img->deleted_tsv.data;
+	*ret_len = img->deleted_tsv.len;
+	return 0;
 }
 
 const char *image_history(const struct image *img, size_t *ret_len)

@@ -54,6 +54,16 @@ struct tree *image_merged(const struct image *img);
 int image_layer_view(struct image *img, uint32_t i, struct tree **ret_tree, struct err *err);
 int image_stack_view(struct image *img, uint32_t i, struct tree **ret_tree, struct err *err);
 
+/*
+ * deleted/: every version merged/ hides, built on first call, and its table
+ * (image/deleted.tsv): a header line, then one line per hidden version:
+ * path (as under deleted/), layer, removed_by, how, size.
+ */
+int image_deleted_view(struct image *img, struct tree **ret_tree, struct err *err);
+int image_deleted_tsv(struct image *img, const char **ret_text, size_t *ret_len, struct err *err);
+/* "whiteout", "opaque" or "shadowed". */
+const char *image_how_name(uint32_t how);
+
 /* The text of image/history: one line per layer. */
 const char *image_history(const struct image *img, size_t *ret_len);
 

@@ -52,6 +52,10 @@ struct tree {
 	struct tlink *links;
 	uint32_t nlinks;
 	struct buf hidden; /* struct tree_hidden[] */
+	uint32_t *shown;   /* deleted view: node -> index in shown_hidden, or TREE_NONE */
+	struct tree_hidden *shown_hidden; /* deleted view: the versions it shows */
+	char **names; /* deleted view: names made up for older versions ("x;L02") */
+	uint32_t nnames;
 	char **warnings;
 	uint32_t nwarnings;
 };
@@ -65,6 +69,7 @@ struct bnode {
 	uint32_t next_sibling;
 	uint32_t layer, entry;           /* version shown; TREE_NONE entry: implied dir */
 	uint32_t data_layer, data_entry; /* where its bytes are (hardlinks) */
+	uint32_t aux;                    /* deleted view: index of the hidden version shown */
 	uint8_t dead;
 	uint8_t dir;
 };
@@ -201,6 +206,7 @@ static int new_node(struct builder *b, uint32_t parent, const char *name, size_t
 	                    .entry = entry,
 	                    .data_layer = layer,
 	                    .data_entry = entry,
+	                    .aux = TREE_NONE,
 	                    .dir = (uint8_t)dir};
 	if (idx != 0) {
 		uint32_t *s = find_slot(b, parent, name, len);
@@ -454,6 +460,8 @@ static int finish(struct builder *b)
 	t->nodes = calloc(b->nn, sizeof(*t->nodes));
 	if (!order || !newidx || !t->nodes)
 		goto out;
+	if (t->shown_hidden && !(t->shown = malloc((size_t)b->nn * sizeof(*t->shown))))
+		goto out;
 	/* Breadth first: each directory's children land consecutively. */
 	order[n++] = 0;
 	newidx[0] = 0;
@@ -475,6 +483,8 @@ static int finish(struct builder *b)
 		                     .layer = (uint16_t)bn->layer};
 		for (uint32_t i = start; i < n; i++)
 			newidx[order[i]] = i;
+		if (t->shown)
+			t->shown[head] = bn->aux;
 		head++;
 	}
 	t->nnodes = n;
@@ -537,7 +547,8 @@ static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, 
 	t->nlayers = nlayers;
 	b.t = t;
 	b.record_hidden = !raw;
-	if ((r = grow_slots(&b)) < 0 || (r = new_node(&b, 0, "", 0, 0, TREE_NONE, 1, &root)) < 0)
+	if ((r = grow_slots(&b)) < 0 ||
+	    (r = new_node(&b, 0, "", 0, first, TREE_NONE, 1, &root)) < 0)
 		goto out;
 	for (uint32_t i = first; i < nlayers; i++)
 		if ((r = apply_layer(&b, layers[i], i, raw)) < 0)
@@ -569,12 +580,168 @@ int tree_build_layer(struct layer *const *layers, uint32_t index, struct tree **
 	return build(layers, index + 1, index, 1, ret_tree, err);
 }
 
+/* Newest first: higher layer, then later entry. */
+static int cmp_hidden_newest(const void *pa, const void *pb)
+{
+	const struct tree_hidden *a = pa, *b = pb;
+
+	if (a->layer != b->layer)
+		return a->layer > b->layer ? -1 : 1;
+	return a->entry > b->entry ? -1 : a->entry < b->entry;
+}
+
+/* Keeps a made-up name alive for as long as the tree. */
+static const char *keep_name(struct tree *t, char *name)
+{
+	char **p = realloc(t->names, (t->nnames + 1) * sizeof(*p));
+
+	if (!p) {
+		free(name);
+		return NULL;
+	}
+	t->names = p;
+	p[t->nnames++] = name;
+	return name;
+}
+
+/* The bytes of a hidden hardlink: the last entry of its layer at the link's target. */
+static void hidden_link_data(const struct layer *l, const struct layer_entry *e, uint32_t li,
+                             struct bnode *n)
+{
+	const char *target = layer_str(l, e->link);
+
+	for (uint32_t i = layer_count(l); i-- > 0;) {
+		const struct layer_entry *t = layer_entry(l, i);
+
+		if (t->type != LAYER_HARDLINK && !strcmp(layer_str(l, t->path), target)) {
+			n->data_layer = li;
+			n->data_entry = i;
+			return;
+		}
+	}
+}
+
+/* Places one hidden version in the deleted view. */
+static int place_hidden(struct builder *b, const struct tree_hidden *h, uint32_t index)
+{
+	const struct layer *l = b->t->layers[h->layer];
+	const struct layer_entry *e = layer_entry(l, h->entry);
+	const char *path = layer_str(l, e->path), *base;
+	int is_dir = e->type == LAYER_DIR;
+	uint32_t dir, c;
+	size_t len;
+	int r;
+
+	/*
+	 * Parents are implied directories; a file standing where a directory is
+	 * needed (an older version of the same path) is not replaced but stays.
+	 */
+	dir = 0;
+	for (const char *p = path, *slash; (slash = strchr(p, '/')); p = slash + 1) {
+		c = child(b, dir, p, (size_t)(slash - p));
+		if (c == TREE_NONE || !b->n[c].dir) {
+			char *name;
+			const char *kept;
+
+			if (c == TREE_NONE) {
+				if ((r = new_node(b, dir, p, (size_t)(slash - p), h->layer,
+				                  TREE_NONE, 1, &c)) < 0)
+					return r;
+			} else {
+				if (asprintf(&name, "%.*s;dir", (int)(slash - p), p) < 0 ||
+				    !(kept = keep_name(b->t, name)))
+					return -ENOMEM;
+				c = child(b, dir, kept, strlen(kept));
+				if (c == TREE_NONE &&
+				    (r = new_node(b, dir, kept, strlen(kept), h->layer, TREE_NONE,
+				                  1, &c)) < 0)
+					return r;
+			}
+		}
+		dir = c;
+	}
+	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	len = strlen(base);
+	c = child(b, dir, base, len);
+	if (c != TREE_NONE) {
+		char *name;
+
+		if (is_dir && b->n[c].dir)
+			return 0; /* versions of one directory merge; the newest shows */
+		/* an older version: "NAME;L02", and "NAME;L02.2" for a second one from layer 02 */
+		for (unsigned k = 1; c != TREE_NONE; k++) {
+			if ((k == 1 ? asprintf(&name, "%s;L%02u", base, h->layer)
+			            : asprintf(&name, "%s;L%02u.%u", base, h->layer, k)) < 0 ||
+			    !(base = keep_name(b->t, name)))
+				return -ENOMEM;
+			len = strlen(base);
+			c = child(b, dir, base, len);
+		}
+	}
+	if ((r = new_node(b, dir, base, len, h->layer, h->entry, is_dir, &c)) < 0)
+		return r;
+	b->n[c].aux = index;
+	if (e->type == LAYER_HARDLINK)
+		hidden_link_data(l, e, h->layer, &b->n[c]);
+	return 0;
+}
+
+int tree_build_deleted(const struct tree *merged, struct tree **ret_tree, struct err *err)
+{
+	uint32_t n = tree_hidden_count(merged);
+	struct builder b = {0};
+	struct tree *t = calloc(1, sizeof(*t));
+	uint32_t root;
+	int r = -ENOMEM;
+
+	if (!t)
+		goto out;
+	t->layers = merged->layers;
+	t->nlayers = merged->nlayers;
+	t->shown_hidden = malloc(((size_t)n + 1) * sizeof(*t->shown_hidden));
+	if (!t->shown_hidden)
+		goto out;
+	if (n)
+		memcpy(t->shown_hidden, merged->hidden.data, (size_t)n * sizeof(*t->shown_hidden));
+	qsort(t->shown_hidden, n, sizeof(*t->shown_hidden), cmp_hidden_newest);
+	b.t = t;
+	if ((r = grow_slots(&b)) < 0 || (r = new_node(&b, 0, "", 0, 0, TREE_NONE, 1, &root)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < n; i++)
+		if ((r = place_hidden(&b, &t->shown_hidden[i], i)) < 0)
+			goto out;
+	if ((r = finish(&b)) < 0)
+		goto out;
+	*ret_tree = t;
+	t = NULL;
+out:
+	if (r < 0)
+		err_set(err, r, "building the deleted view: %s", strerror(-r));
+	free(b.n);
+	free(b.slots);
+	free(b.stack);
+	tree_free(t);
+	return r;
+}
+
+const struct tree_hidden *tree_shown_hidden(const struct tree *t, uint32_t node)
+{
+	if (!t->shown || t->shown[node] == TREE_NONE)
+		return NULL;
+	return &t->shown_hidden[t->shown[node]];
+}
+
 void tree_free(struct tree *t)
 {
 	if (!t)
 		return;
 	free(t->nodes);
 	free(t->links);
+	free(t->shown);
+	free(t->shown_hidden);
+	for (uint32_t i = 0; i < t->nnames; i++)
+		free(t->names[i]);
+	free(t->names);
 	buf_release(&t->hidden);
 	for (uint32_t i = 0; i < t->nwarnings; i++)
 		free(t->warnings[i]);
@@ -677,7 +844,8 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 	const struct layer_entry *e;
 
 	*ret = (struct tree_attr){.ino = node,
-	                          .layer = n->entry == TREE_NONE ? TREE_NONE : n->layer,
+	                          .layer = n->layer,
+
 	                          .entry = n->entry,
 	                          .data_layer = n->layer,
 	                          .data_entry = n->entry,

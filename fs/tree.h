@@ -90,6 +90,17 @@ const struct layer_entry *tree_entry(const struct tree *t, uint32_t node,
 ssize_t tree_read(const struct tree *t, uint32_t node, void *buf, size_t len, uint64_t off,
                   struct err *err);
 
+/*
+ * The deleted view of a merged tree: every version it hid, at its own path.
+ * When several versions of a path are hidden, the newest keeps the name and
+ * older ones are called "NAME;LNN" after their layer ("NAME;LNN.2" for a
+ * second one from the same layer). Directories that only hold hidden
+ * versions are implied. Borrows merged's layers, not merged itself.
+ */
+int tree_build_deleted(const struct tree *merged, struct tree **ret_tree, struct err *err);
+/* In a deleted view: the hidden version a node shows, or NULL (implied directories). */
+const struct tree_hidden *tree_shown_hidden(const struct tree *t, uint32_t node);
+
 /* What a merged view hid, in the order it happened. */
 uint32_t tree_hidden_count(const struct tree *t);
 const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i);

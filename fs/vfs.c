@@ -34,6 +34,7 @@ enum virt {
 	V_MANIFEST,
 	V_CONFIG,
 	V_HISTORY,
+	V_DELETED_TSV,
 	V_COUNT,
 };
 
@@ -49,6 +50,7 @@ static const struct {
     [V_MANIFEST] = {"manifest.json", V_IMAGE, 0},
     [V_CONFIG] = {"config.json", V_IMAGE, 0},
     [V_HISTORY] = {"history", V_IMAGE, 0},
+    [V_DELETED_TSV] = {"deleted.tsv", V_IMAGE, 0},
 };
 
 struct vfs {
@@ -57,7 +59,8 @@ struct vfs {
 	time_t mount_time;
 };
 
-#define VIEW_MERGED 1u
+#define VIEW_MERGED  1u
+#define VIEW_DELETED 2u
 
 static fuse_ino_t make_ino(uint32_t view, uint32_t node)
 {
@@ -77,12 +80,12 @@ static uint32_t ino_node(fuse_ino_t ino)
 static uint32_t view_of_layer(const struct vfs *v, uint32_t i)
 {
 	(void)v;
-	return 2 + i;
+	return 3 + i;
 }
 
 static uint32_t view_of_stack(const struct vfs *v, uint32_t i)
 {
-	return 2 + v->nlayers + i;
+	return 3 + v->nlayers + i;
 }
 
 /* The tree of a view, built on first use. */
@@ -92,10 +95,12 @@ static int view_tree(struct vfs *v, uint32_t view, struct tree **ret)
 		*ret = image_merged(v->img);
 		return 0;
 	}
-	if (view >= 2 && view < 2 + v->nlayers)
-		return image_layer_view(v->img, view - 2, ret, NULL);
-	if (view >= 2 + v->nlayers && view < 2 + 2 * v->nlayers)
-		return image_stack_view(v->img, view - 2 - v->nlayers, ret, NULL);
+	if (view == VIEW_DELETED)
+		return image_deleted_view(v->img, ret, NULL);
+	if (view >= 3 && view < 3 + v->nlayers)
+		return image_layer_view(v->img, view - 3, ret, NULL);
+	if (view >= 3 + v->nlayers && view < 3 + 2 * v->nlayers)
+		return image_stack_view(v->img, view - 3 - v->nlayers, ret, NULL);
 	return -ENOENT;
 }
 
@@ -112,10 +117,18 @@ static const char *virt_data(struct vfs *v, enum virt n, size_t *ret_len)
 		return si->config;
 	case V_HISTORY:
 		return image_history(v->img, ret_len);
-	default:
-		*ret_len = 0;
-		return "";
+	case V_DELETED_TSV: {
+		const char *text;
+
+		if (image_deleted_tsv(v->img, &text, ret_len, NULL) < 0)
+			break;
+		return text;
 	}
+	default:
+		break;
+	}
+	*ret_len = 0;
+	return "";
 }
 
 static void virt_stat(struct vfs *v, enum virt n, struct stat *st)
@@ -227,6 +240,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (view == 0) {
 		if (node == V_ROOT && strcmp(name, "merged") == 0)
 			return reply_entry(req, v, make_ino(VIEW_MERGED, 0));
+		if (node == V_ROOT && strcmp(name, "deleted") == 0)
+			return reply_entry(req, v, make_ino(VIEW_DELETED, 0));
 		if (node == V_LAYERS || node == V_STACK) {
 			n = layer_number(name, v->nlayers);
 			if (n < 0)
@@ -321,6 +336,10 @@ static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t
 	if (node == V_ROOT) {
 		st.st_ino = make_ino(VIEW_MERGED, 0);
 		if (off <= i && !add_dirent(req, buf, size, pos, "merged", &st, i + 1))
+			return;
+		i++;
+		st.st_ino = make_ino(VIEW_DELETED, 0);
+		if (off <= i && !add_dirent(req, buf, size, pos, "deleted", &st, i + 1))
 			return;
 		i++;
 	}
@@ -440,73 +459,120 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-/* The layer entry whose xattrs node ino shows, or NULL. */
-static const struct layer_entry *xattr_entry(struct vfs *v, fuse_ino_t ino,
-                                             const struct layer **ret_layer)
+/*
+ * The extended attributes of a node: strata's own (where each version came
+ * from), then the image's. Calls fn for each until it returns non-zero.
+ */
+static int each_xattr(struct vfs *v, fuse_ino_t ino,
+                      int (*fn)(void *ctx, const char *name, const void *value, size_t size),
+                      void *ctx)
 {
+	const struct tree_hidden *h = NULL;
+	const struct layer *l = NULL;
+	const struct layer_entry *e = NULL;
 	struct tree_attr a;
 	struct tree *t;
+	char num[16];
+	const char *name;
+	const void *value;
+	uint32_t cursor = 0, vsize;
+	int r;
 
 	if (ino_view(ino) == 0 || view_tree(v, ino_view(ino), &t) < 0 ||
 	    ino_node(ino) >= tree_node_count(t))
-		return NULL;
+		return 0;
 	tree_stat(t, ino_node(ino), &a);
+	if (a.layer >= v->nlayers)
+		return 0; /* the root of an image without layers */
+	snprintf(num, sizeof(num), "%02u", a.layer);
+
+	if ((r = fn(ctx, "user.strata.layer", num, strlen(num))) ||
+	    (r = fn(ctx, "user.strata.digest", image_layer_digest(v->img, a.layer),
+	            strlen(image_layer_digest(v->img, a.layer)))))
+		return r;
+	if (ino_view(ino) == VIEW_DELETED && (h = tree_shown_hidden(t, ino_node(ino)))) {
+		const char *how = image_how_name(h->how);
+
+		snprintf(num, sizeof(num), "%02u", h->removed_by);
+		if ((r = fn(ctx, "user.strata.removed_by", num, strlen(num))) ||
+		    (r = fn(ctx, "user.strata.how", how, strlen(how))))
+			return r;
+	}
 	if (a.data_entry == TREE_NONE)
-		return NULL;
-	*ret_layer = image_layer(v->img, a.data_layer);
-	return layer_entry(*ret_layer, a.data_entry);
+		return 0;
+	l = image_layer(v->img, a.data_layer);
+	e = layer_entry(l, a.data_entry);
+	while (layer_xattr_next(l, e, &cursor, &name, &value, &vsize))
+		if ((r = fn(ctx, name, value, vsize)))
+			return r;
+	return 0;
+}
+
+struct xattr_list {
+	char *buf; /* NULL while measuring */
+	size_t len;
+};
+
+static int list_one(void *ctx, const char *name, const void *value, size_t size)
+{
+	struct xattr_list *x = ctx;
+	size_t n = strlen(name) + 1;
+
+	(void)value;
+	(void)size;
+	if (x->buf)
+		memcpy(x->buf + x->len, name, n);
+	x->len += n;
+	return 0;
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct vfs *v = vfs_of(req);
-	const struct layer *l = NULL;
-	const struct layer_entry *e = xattr_entry(v, ino, &l);
-	uint32_t cursor = 0, vsize;
-	const char *name;
-	const void *value;
-	char *buf = NULL;
-	size_t len = 0;
+	struct xattr_list x = {0};
 
 	/* two rounds: measure, then fill */
-	while (e && layer_xattr_next(l, e, &cursor, &name, &value, &vsize))
-		len += strlen(name) + 1;
+	each_xattr(v, ino, list_one, &x);
 	if (size == 0)
-		return (void)fuse_reply_xattr(req, len);
-	if (size < len)
+		return (void)fuse_reply_xattr(req, x.len);
+	if (size < x.len)
 		return (void)fuse_reply_err(req, ERANGE);
-	buf = malloc(len + 1);
-	if (!buf)
+	x.buf = malloc(x.len + 1);
+	if (!x.buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	len = 0;
-	cursor = 0;
-	while (e && layer_xattr_next(l, e, &cursor, &name, &value, &vsize)) {
-		memcpy(buf + len, name, strlen(name) + 1);
-		len += strlen(name) + 1;
-	}
-	fuse_reply_buf(req, buf, len);
-	free(buf);
+	x.len = 0;
+	each_xattr(v, ino, list_one, &x);
+	fuse_reply_buf(req, x.buf, x.len);
+	free(x.buf);
+}
+
+struct xattr_get {
+	fuse_req_t req;
+	const char *want;
+	size_t size;
+};
+
+static int get_one(void *ctx, const char *name, const void *value, size_t vsize)
+{
+	struct xattr_get *g = ctx;
+
+	if (strcmp(name, g->want))
+		return 0;
+	if (g->size == 0)
+		fuse_reply_xattr(g->req, vsize);
+	else if (g->size < vsize)
+		fuse_reply_err(g->req, ERANGE);
+	else
+		fuse_reply_buf(g->req, value, vsize);
+	return 1;
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *want, size_t size)
 {
-	struct vfs *v = vfs_of(req);
-	const struct layer *l = NULL;
-	const struct layer_entry *e = xattr_entry(v, ino, &l);
-	uint32_t cursor = 0, vsize;
-	const char *name;
-	const void *value;
+	struct xattr_get g = {req, want, size};
 
-	while (e && layer_xattr_next(l, e, &cursor, &name, &value, &vsize)) {
-		if (strcmp(name, want))
-			continue;
-		if (size == 0)
-			return (void)fuse_reply_xattr(req, vsize);
-		if (size < vsize)
-			return (void)fuse_reply_err(req, ERANGE);
-		return (void)fuse_reply_buf(req, value, vsize);
-	}
-	fuse_reply_err(req, ENODATA);
+	if (!each_xattr(vfs_of(req), ino, get_one, &g))
+		fuse_reply_err(req, ENODATA);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -278,8 +278,49 @@ static void test_long_names(void)
 	reset();
 }
 
+static void test_deleted_view(void)
+{
+	struct ent l0[] = {
+	    {"etc/conf", 'f', "v0", 0}, {"key", 'f', "secret", 0}, {"x", 'f', "file", 0}};
+	struct ent l1[] = {{"etc/conf", 'f', "v1", 0}, {".wh.key", 'f', "", 0}};
+	struct ent l2[] = {{"etc/conf", 'f', "v2", 0},
+	                   {"key", 'f', "new", 0},
+	                   {"x/", 'd', NULL, 0},
+	                   {"x/in", 'f', "in", 0}};
+	struct tree *t, *d;
+	const struct tree_hidden *h;
+
+	add_layer(l0, 3, 0);
+	add_layer(l1, 2, 0);
+	add_layer(l2, 4, 0);
+	t = merged();
+	CHECK(tree_build_deleted(t, &d, NULL) == 0, "deleted view builds");
+	CHECK(
+	    !strcmp(contents(d, "etc/conf"), "v1") && !strcmp(contents(d, "etc/conf;L00"), "v0"),
+	    "a file overwritten twice: newest hidden version keeps the name, the older gets ;L00");
+	CHECK(!strcmp(contents(t, "etc/conf"), "v2") && !exists(d, "etc/conf;L02"),
+	      "the live version is not in deleted/");
+	CHECK(!strcmp(contents(d, "key"), "secret") && !strcmp(contents(t, "key"), "new"),
+	      "deleted then re-added: old version in deleted/, new one in merged/");
+	h = tree_shown_hidden(d, tree_resolve(d, "key"));
+	CHECK(h && h->how == TREE_WHITEOUT && h->layer == 0 && h->removed_by == 1,
+	      "key was removed by layer 01's whiteout");
+	h = tree_shown_hidden(d, tree_resolve(d, "etc/conf"));
+	CHECK(h && h->how == TREE_SHADOWED && h->removed_by == 2,
+	      "etc/conf v1 shadowed by layer 02");
+	CHECK(!strcmp(contents(d, "x"), "file") && exists(t, "x/in"),
+	      "a file replaced by a directory is in deleted/");
+	CHECK(tree_shown_hidden(d, tree_resolve(d, "etc")) == NULL,
+	      "a directory that only holds hidden versions is implied");
+	tree_free(d);
+	tree_free(t);
+	reset();
+}
+
 int main(void)
 {
+	test_deleted_view();
+
 	test_whiteouts();
 	test_replacements();
 	test_paths_and_links();
