@@ -51,8 +51,9 @@ struct tree {
 	uint32_t nnodes;
 	struct tlink *links;
 	uint32_t nlinks;
-	struct buf hidden; /* struct tree_hidden[] */
-	uint32_t *shown;   /* deleted view: node -> index in shown_hidden, or TREE_NONE */
+	struct buf hidden;              /* struct tree_hidden[] */
+	struct tree_layer_stats *stats; /* per layer, indexed by layer */
+	uint32_t *shown; /* deleted view: node -> index in shown_hidden, or TREE_NONE */
 	struct tree_hidden *shown_hidden; /* deleted view: the versions it shows */
 	char **names; /* deleted view: names made up for older versions ("x;L02") */
 	uint32_t nnames;
@@ -227,6 +228,12 @@ static int record_hidden(struct builder *b, const struct bnode *n, uint32_t by, 
 
 	if (!b->record_hidden || n->entry == TREE_NONE)
 		return 0;
+	if (by < b->t->nlayers) {
+		const struct layer_entry *e = layer_entry(b->t->layers[n->layer], n->entry);
+
+		b->t->stats[by].hidden++;
+		b->t->stats[by].hidden_bytes += e->size;
+	}
 	return buf_append(&b->t->hidden, &h, sizeof(h));
 }
 
@@ -366,6 +373,12 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 	if ((r = walk_parent(b, path, li, 1, &dir, &base)) < 0)
 		return r;
 	c = child(b, dir, base, strlen(base));
+	/* a path the lower layers had is changed; a new one is added; a same-layer repeat is
+	 * neither */
+	if (c == TREE_NONE || b->n[c].entry == TREE_NONE)
+		b->t->stats[li].added++;
+	else if (b->n[c].layer != li)
+		b->t->stats[li].changed++;
 	if (c != TREE_NONE) {
 		if (is_dir && b->n[c].dir) {
 			b->n[c].layer = b->n[c].data_layer = li;
@@ -545,6 +558,9 @@ static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, 
 		goto out;
 	t->layers = layers;
 	t->nlayers = nlayers;
+	t->stats = calloc(nlayers + 1, sizeof(*t->stats));
+	if (!t->stats)
+		goto out;
 	b.t = t;
 	b.record_hidden = !raw;
 	if ((r = grow_slots(&b)) < 0 ||
@@ -724,7 +740,13 @@ out:
 	return r;
 }
 
+void tree_layer_stats(const struct tree *t, uint32_t layer, struct tree_layer_stats *ret)
+{
+	*ret = layer < t->nlayers && t->stats ? t->stats[layer] : (struct tree_layer_stats){0};
+}
+
 const struct tree_hidden *tree_shown_hidden(const struct tree *t, uint32_t node)
+
 {
 	if (!t->shown || t->shown[node] == TREE_NONE)
 		return NULL;
@@ -737,6 +759,7 @@ void tree_free(struct tree *t)
 		return;
 	free(t->nodes);
 	free(t->links);
+	free(t->stats);
 	free(t->shown);
 	free(t->shown_hidden);
 	for (uint32_t i = 0; i < t->nnames; i++)

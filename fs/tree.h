@@ -101,7 +101,18 @@ int tree_build_deleted(const struct tree *merged, struct tree **ret_tree, struct
 /* In a deleted view: the hidden version a node shows, or NULL (implied directories). */
 const struct tree_hidden *tree_shown_hidden(const struct tree *t, uint32_t node);
 
+/* What each layer did to the paths below it, counted while a merged view was built. */
+struct tree_layer_stats {
+	uint32_t added;        /* entries at paths no lower layer had */
+	uint32_t changed;      /* entries replacing or updating a lower layer's version */
+	uint32_t hidden;       /* lower versions this layer hid (whiteout, opaque, shadowing) */
+	uint64_t hidden_bytes; /* their file sizes: bytes still shipped but invisible */
+};
+/* Zeroes for a layer view or a layer index out of range. */
+void tree_layer_stats(const struct tree *t, uint32_t layer, struct tree_layer_stats *ret);
+
 /* What a merged view hid, in the order it happened. */
+
 uint32_t tree_hidden_count(const struct tree *t);
 const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i);
 

@@ -17,13 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "image.h"
-#include "tree.h"
+#include "cli.h"
 #include "vfs.h"
-
-#define EXIT_USAGE 2
-
-static const char *prog = "strata";
 
 static const char usage_main[] =
     "usage: strata COMMAND [OPTIONS] ...\n"
@@ -38,114 +33,9 @@ static const char usage_main[] =
     "  ls IMAGE [PATH]          list a directory of the merged view (or of --layer N)\n"
     "  cat IMAGE PATH           print a file of the merged view (or of --layer N)\n"
     "  images IMAGE             list the images a file holds (tags, digests, platforms)\n"
+    "  inspect IMAGE            per layer: sizes, entries added/changed/hidden, build command\n"
     "\n"
     "Run 'strata COMMAND --help' for a command's options.\n";
-
-static void die_err(const struct err *e)
-{
-	fprintf(stderr, "%s: %s\n", prog, e->msg[0] ? e->msg : strerror(-e->code));
-	exit(EXIT_USAGE);
-}
-
-static void usage_error(const char *usage, const char *fmt, const char *arg)
-{
-	fprintf(stderr, "%s: ", prog);
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s", usage);
-	exit(EXIT_USAGE);
-}
-
-/* Options shared by every command that opens an image. */
-struct common {
-	struct image_opts image;
-	const char *platform;
-	long layer; /* --layer N, -1 when absent */
-	int long_format;
-	int quiet;
-};
-
-enum { OPT_PLATFORM = 256, OPT_NO_VERIFY, OPT_LAYER, OPT_HELP };
-
-static const struct option common_options[] = {
-    {"platform", required_argument, NULL, OPT_PLATFORM},
-    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-    {"layer", required_argument, NULL, OPT_LAYER},
-    {"help", no_argument, NULL, 'h'},
-    {"quiet", no_argument, NULL, 'q'},
-    {0, 0, 0, 0},
-};
-
-/* Handles one option common to all commands; returns 0 if it was not one. */
-static int common_option(struct common *c, int opt, const char *usage)
-{
-	char *end;
-
-	switch (opt) {
-	case OPT_PLATFORM:
-		c->platform = optarg;
-		return 1;
-	case OPT_NO_VERIFY:
-		c->image.no_verify = 1;
-		return 1;
-	case OPT_LAYER:
-		c->layer = strtol(optarg, &end, 10);
-		if (*end || c->layer < 0)
-			usage_error(usage, "--layer wants a layer number, not '%s'", optarg);
-		return 1;
-	case 'q':
-		c->quiet = 1;
-		return 1;
-	case 'h':
-		fputs(usage, stdout);
-		exit(0);
-	case '?':
-		fputs(usage, stderr);
-		exit(EXIT_USAGE);
-	}
-	return 0;
-}
-
-static struct image *open_image(const char *arg, struct common *c)
-{
-	struct err e = {0};
-	struct image *img;
-	char *path;
-
-	image_opts_default(&c->image);
-	if (source_parse_ref(arg, &path, &c->image.select, &e) < 0)
-		die_err(&e);
-	c->image.select.platform = c->platform;
-	if (image_open(path, &c->image, &img, &e) < 0)
-		die_err(&e);
-	free(path);
-	if (!c->quiet) {
-		uint32_t n = image_warning_count(img);
-
-		for (uint32_t i = 0; i < n && i < 20; i++)
-			fprintf(stderr, "%s: warning: %s\n", prog, image_warning(img, i));
-		if (n > 20)
-			fprintf(stderr, "%s: %u more warnings\n", prog, n - 20);
-	}
-	return img;
-}
-
-/* The tree --layer N names, or the merged one. */
-static struct tree *pick_tree(struct image *img, const struct common *c)
-{
-	struct err e = {0};
-	struct tree *t;
-
-	if (c->layer < 0)
-		return image_merged(img);
-	if (c->layer >= (long)image_layer_count(img)) {
-		fprintf(stderr, "%s: no layer %ld: the image has %u (00..%02u)\n", prog, c->layer,
-		        image_layer_count(img), image_layer_count(img) - 1);
-		exit(EXIT_USAGE);
-	}
-	if (image_layer_view(img, (uint32_t)c->layer, &t, &e) < 0)
-		die_err(&e);
-	return t;
-}
 
 static const char usage_mount[] =
     "usage: strata mount [OPTIONS] IMAGE[:TAG|@DIGEST] MOUNTPOINT\n"
@@ -424,7 +314,7 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 	    {"mount", cmd_mount}, {"umount", cmd_umount}, {"ls", cmd_ls},
-	    {"cat", cmd_cat},     {"images", cmd_images},
+	    {"cat", cmd_cat},     {"images", cmd_images}, {"inspect", cmd_inspect},
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
