@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cache.h"
 
 struct lazy_view {
 	pthread_mutex_t lock;
@@ -37,6 +38,8 @@ struct image {
 	struct lazy_view deleted; /* its lock also guards deleted_tsv */
 	struct buf deleted_tsv;
 	struct buf history;
+	struct cache *cache; /* NULL when caching is off */
+	uint32_t cache_hits;
 	char **warnings;
 	uint32_t nwarnings;
 };
@@ -121,8 +124,20 @@ static void *index_worker(void *arg)
 		pthread_mutex_unlock(&job->lock);
 		if (i >= img->n)
 			return NULL;
+		if (img->cache &&
+		    cache_load_layer(img->cache, image_layer_digest(img, i), img->blobs[i],
+		                     &img->layers[i], &img->digests[i], NULL) == 0) {
+			pthread_mutex_lock(&job->lock);
+			img->cache_hits++;
+			pthread_mutex_unlock(&job->lock);
+			continue;
+		}
 		r = layer_index(img->blobs[i], img->layer_names[i], &job->opts->layer,
 		                &img->layers[i], &img->digests[i], &err);
+		/* a cache that cannot be written only costs the next mount time */
+		if (r == 0 && img->cache)
+			cache_store_layer(img->cache, image_layer_digest(img, i), img->layers[i],
+			                  img->blobs[i], &img->digests[i], NULL);
 		if (r < 0) {
 			pthread_mutex_lock(&job->lock);
 			if (!job->failed) {
@@ -204,6 +219,8 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 		r = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	if (!opts->no_cache && cache_open(opts->cache_dir, &img->cache, NULL) < 0)
+		img->cache = NULL; /* no cache directory: index every time */
 	if ((r = source_open(path, &img->src, err)) < 0 ||
 	    (r = source_select(img->src, &opts->select, &img->si, err)) < 0)
 		goto out;
@@ -297,11 +314,23 @@ void image_free(struct image *img)
 	buf_release(&img->history);
 	source_image_free(img->si);
 	source_free(img->src);
+	cache_free(img->cache); /* after the layers: they may live in its mappings */
 	free(img->path);
 	free(img);
 }
 
+uint32_t image_cache_hits(const struct image *img)
+{
+	return img->cache_hits;
+}
+
+const char *image_cache_dir(const struct image *img)
+{
+	return img->cache ? cache_dir(img->cache) : NULL;
+}
+
 const char *image_path(const struct image *img)
+
 {
 	return img->path;
 }

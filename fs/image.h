@@ -24,8 +24,10 @@
 
 struct image_opts {
 	struct source_select select;
-	unsigned threads; /* indexing threads, 0 = one per core */
-	int no_verify;    /* digest mismatches become warnings */
+	unsigned threads;      /* indexing threads, 0 = one per core */
+	int no_verify;         /* digest mismatches become warnings */
+	int no_cache;          /* neither read nor write the on-disk index cache */
+	const char *cache_dir; /* NULL: the default (see cache.h) */
 	struct blob_limits blob;
 	struct layer_limits layer;
 };
@@ -67,7 +69,13 @@ const char *image_how_name(uint32_t how);
 /* The text of image/history: one line per layer. */
 const char *image_history(const struct image *img, size_t *ret_len);
 
+/* Layers whose index came from the on-disk cache (no pass over their blob). */
+uint32_t image_cache_hits(const struct image *img);
+/* The cache directory in use, or NULL when caching is off. */
+const char *image_cache_dir(const struct image *img);
+
 /* Warnings gathered while opening (skipped entries, digest mismatches with no_verify). */
+
 uint32_t image_warning_count(const struct image *img);
 const char *image_warning(const struct image *img, uint32_t i);
 

@@ -31,6 +31,16 @@
 
 struct layer {
 	struct blob *blob;
+	/*
+	 * What readers use: either the buffers below (an index built here) or
+	 * memory given to layer_import (an index from the on-disk cache).
+	 */
+	const struct layer_entry *ents;
+	uint32_t nents;
+	const char *strs;
+	size_t strs_len;
+	const char *xat;
+	size_t xat_len;
 	struct buf entries; /* struct layer_entry[] */
 	struct buf pool;    /* paths and link targets, NUL-terminated */
 	struct buf xattrs;  /* per entry: u32 count, then (u32 nlen, name, NUL, u32 vlen, value) */
@@ -368,7 +378,7 @@ static int run_archive(struct index_ctx *c, struct err *err)
 			add_warning(c->layer, "%s: %s: %s", c->name,
 			            archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "?",
 			            archive_error_string(a));
-		if (layer_count(c->layer) >= c->lim->max_entries) {
+		if (c->layer->entries.len / sizeof(struct layer_entry) >= c->lim->max_entries) {
 			ret = err_set(err, -E2BIG, "%s: more than %u entries", c->name,
 			              c->lim->max_entries);
 			goto out;
@@ -385,7 +395,21 @@ out:
 	return ret;
 }
 
+/* Points the read-only view at the buffers the indexer filled. */
+static void publish(struct layer *l)
+{
+	l->ents = (const struct layer_entry *)l->entries.data;
+	l->nents = (uint32_t)(l->entries.len / sizeof(struct layer_entry));
+	/* an empty pool is still one NUL, so that every index has a terminated pool */
+	l->strs = l->pool.data ? l->pool.data : "";
+	l->strs_len = l->pool.data ? l->pool.len : 1;
+
+	l->xat = l->xattrs.data;
+	l->xat_len = l->xattrs.len;
+}
+
 int layer_index(struct blob *b, const char *name, const struct layer_limits *lim,
+
                 struct layer **ret_layer, struct blob_digests *ret_digests, struct err *err)
 {
 	struct layer_limits deflim;
@@ -430,7 +454,9 @@ int layer_index(struct blob *b, const char *name, const struct layer_limits *lim
 		goto out;
 	if (ret_digests)
 		*ret_digests = dg;
+	publish(l);
 	*ret_layer = l;
+
 	l = NULL;
 out:
 	if (l && c.stream && r < 0 && err && !err->msg[0])
@@ -460,17 +486,17 @@ void layer_free(struct layer *l)
 
 uint32_t layer_count(const struct layer *l)
 {
-	return (uint32_t)(l->entries.len / sizeof(struct layer_entry));
+	return l->nents;
 }
 
 const struct layer_entry *layer_entry(const struct layer *l, uint32_t i)
 {
-	return (const struct layer_entry *)l->entries.data + i;
+	return l->ents + i;
 }
 
 const char *layer_str(const struct layer *l, uint32_t off)
 {
-	return l->pool.data + off;
+	return l->strs + off;
 }
 
 struct blob *layer_blob(const struct layer *l)
@@ -486,7 +512,7 @@ int layer_xattr_next(const struct layer *l, const struct layer_entry *e, uint32_
 
 	if (e->xattrs == LAYER_NONE)
 		return 0;
-	base = l->xattrs.data + e->xattrs;
+	base = l->xat + e->xattrs;
 	memcpy(&count, base, 4);
 	p = base + 4;
 	/* *cursor counts attributes; walk to the one it names */
@@ -524,4 +550,154 @@ uint32_t layer_warning_count(const struct layer *l)
 const char *layer_warning(const struct layer *l, uint32_t i)
 {
 	return l->warnings[i];
+}
+
+/*
+ * The serialized index: a header, then the entries (8-byte aligned), the
+ * string pool, the xattr pool and the warnings (NUL-separated), each padded
+ * to 8 bytes, so that a mapped file can be used in place.
+ */
+struct layer_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t entry_size;
+	uint32_t nentries;
+	uint32_t nwarnings;
+	uint64_t strs_len;
+	uint64_t xat_len;
+	uint64_t warn_len;
+};
+
+#define LAYER_MAGIC   "STRLAYR\0"
+#define LAYER_VERSION 1
+
+static size_t pad8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+int layer_export(const struct layer *l, struct buf *out)
+{
+	struct layer_header h = {.version = LAYER_VERSION,
+	                         .entry_size = sizeof(struct layer_entry),
+	                         .nentries = l->nents,
+	                         .nwarnings = l->nwarnings,
+	                         .strs_len = l->strs_len,
+	                         .xat_len = l->xat_len};
+	static const char zeros[8];
+	size_t start = out->len;
+	int r;
+
+	memcpy(h.magic, LAYER_MAGIC, 8);
+	for (uint32_t i = 0; i < l->nwarnings; i++)
+		h.warn_len += strlen(l->warnings[i]) + 1;
+	if ((r = buf_append(out, &h, sizeof(h))) < 0 ||
+	    (r = buf_append(out, l->ents, (size_t)l->nents * sizeof(*l->ents))) < 0 ||
+	    (r = buf_append(out, l->strs, l->strs_len)) < 0 ||
+	    (r = buf_append(out, zeros, pad8(l->strs_len) - l->strs_len)) < 0 ||
+	    (r = buf_append(out, l->xat, l->xat_len)) < 0 ||
+	    (r = buf_append(out, zeros, pad8(l->xat_len) - l->xat_len)) < 0)
+		goto fail;
+	for (uint32_t i = 0; i < l->nwarnings; i++)
+		if ((r = buf_append(out, l->warnings[i], strlen(l->warnings[i]) + 1)) < 0)
+			goto fail;
+	if ((r = buf_append(out, zeros, pad8(h.warn_len) - h.warn_len)) < 0)
+		goto fail;
+	return 0;
+fail:
+	out->len = start;
+	return r;
+}
+
+/* Checks that one entry's references stay inside the pools. */
+static int entry_valid(const struct layer *l, const struct layer_entry *e)
+{
+	uint32_t count;
+	size_t p;
+
+	if (e->type > LAYER_FIFO || e->path >= l->strs_len ||
+	    (e->link != LAYER_NONE && e->link >= l->strs_len) ||
+	    e->name > strlen(l->strs + e->path))
+		return 0;
+	if (e->xattrs == LAYER_NONE)
+		return 1;
+	if ((size_t)e->xattrs + 4 > l->xat_len)
+		return 0;
+	memcpy(&count, l->xat + e->xattrs, 4);
+	p = (size_t)e->xattrs + 4;
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t nlen, vlen;
+
+		if (p + 4 > l->xat_len)
+			return 0;
+		memcpy(&nlen, l->xat + p, 4);
+		if (nlen > l->xat_len || p + 4 + nlen + 1 + 4 > l->xat_len || l->xat[p + 4 + nlen])
+			return 0;
+		memcpy(&vlen, l->xat + p + 4 + nlen + 1, 4);
+		p += 4 + nlen + 1 + 4;
+		if (vlen > l->xat_len - p)
+			return 0;
+		p += vlen;
+	}
+	return 1;
+}
+
+int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
+                 size_t *ret_used, struct err *err)
+{
+	const char *p = data;
+	struct layer_header h;
+	struct layer *l;
+	size_t need, off;
+
+	if (len < sizeof(h))
+		return err_set(err, -EINVAL, "layer index truncated");
+	memcpy(&h, p, sizeof(h));
+	if (memcmp(h.magic, LAYER_MAGIC, 8) || h.version != LAYER_VERSION ||
+	    h.entry_size != sizeof(struct layer_entry))
+		return err_set(err, -EINVAL, "not a layer index of this version");
+	need = sizeof(h);
+	if (h.strs_len > len || h.xat_len > len || h.warn_len > len ||
+	    h.nentries > len / sizeof(struct layer_entry) || h.strs_len == 0)
+		return err_set(err, -EINVAL, "layer index sizes are inconsistent");
+	need += (size_t)h.nentries * sizeof(struct layer_entry) + pad8(h.strs_len) +
+	        pad8(h.xat_len) + pad8(h.warn_len);
+	if (need > len)
+		return err_set(err, -EINVAL, "layer index truncated");
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return err_set(err, -ENOMEM, "out of memory");
+	l->blob = b;
+	off = sizeof(h);
+	l->ents = (const struct layer_entry *)(p + off);
+	l->nents = h.nentries;
+	off += (size_t)h.nentries * sizeof(struct layer_entry);
+	l->strs = p + off;
+	l->strs_len = h.strs_len;
+	off += pad8(h.strs_len);
+	l->xat = p + off;
+	l->xat_len = h.xat_len;
+	off += pad8(h.xat_len);
+	/* every string offset then ends at a NUL inside the pool */
+	if (l->strs[l->strs_len - 1] != '\0')
+		goto bad;
+	for (uint32_t i = 0; i < l->nents; i++)
+		if (!entry_valid(l, &l->ents[i]))
+			goto bad;
+	for (const char *w = p + off, *end = w + h.warn_len;
+	     w < end && l->nwarnings < h.nwarnings;) {
+		const char *nul = memchr(w, '\0', (size_t)(end - w));
+
+		if (!nul)
+			goto bad;
+		add_warning(l, "%s", w);
+		w = nul + 1;
+	}
+	*ret_layer = l;
+	if (ret_used)
+		*ret_used = need;
+	return 0;
+bad:
+	layer_free(l);
+	return err_set(err, -EINVAL, "layer index is corrupt");
 }

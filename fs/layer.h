@@ -101,7 +101,19 @@ int layer_xattr_next(const struct layer *l, const struct layer_entry *e, uint32_
 ssize_t layer_read(const struct layer *l, const struct layer_entry *e, void *buf, size_t len,
                    uint64_t off, struct err *err);
 
+/*
+ * The index as one flat byte string, appended to out (for the on-disk
+ * cache), and back. layer_import validates everything it is given (a corrupt
+ * index is refused with -EINVAL, never trusted) and uses data in place: data
+ * must outlive the layer. *ret_used is the number of bytes the index took.
+ */
+struct buf;
+int layer_export(const struct layer *l, struct buf *out);
+int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
+                 size_t *ret_used, struct err *err);
+
 /* Warnings about skipped or altered entries, one line each. */
+
 uint32_t layer_warning_count(const struct layer *l);
 const char *layer_warning(const struct layer *l, uint32_t i);
 
