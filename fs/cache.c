@@ -172,7 +172,7 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 	}
 	memcpy(&h, map, sizeof(h));
 	if (memcmp(h.magic, CACHE_MAGIC, 8) || h.version != CACHE_VERSION) {
-		why = "of another version";
+		why = "another version";
 		goto corrupt;
 	}
 	if (h.total_len != (uint64_t)st.st_size || h.layer_len > h.total_len ||
@@ -211,7 +211,7 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 corrupt:
 	/* never trusted, and rebuilt by the caller */
 	unlink(path);
-	r = err_set(err, -EINVAL, "cache file %s is %s; removed", path, why);
+	r = err_set(err, -EINVAL, "cache file %s: %s; removed", path, why);
 out:
 	layer_free(l);
 	if (map != MAP_FAILED)
