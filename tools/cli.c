@@ -30,6 +30,8 @@ const struct option common_options[] = {
     {"platform", required_argument, NULL, OPT_PLATFORM},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
     {"layer", required_argument, NULL, OPT_LAYER},
+    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"help", no_argument, NULL, 'h'},
     {"quiet", no_argument, NULL, 'q'},
     {0, 0, 0, 0},
@@ -45,7 +47,13 @@ int common_option(struct common *c, int opt, const char *usage)
 		c->platform = optarg;
 		return 1;
 	case OPT_NO_VERIFY:
-		c->image.no_verify = 1;
+		c->no_verify = 1;
+		return 1;
+	case OPT_NO_CACHE:
+		c->no_cache = 1;
+		return 1;
+	case OPT_CACHE_DIR:
+		c->cache_dir = optarg;
 		return 1;
 	case OPT_LAYER:
 		c->layer = strtol(optarg, &end, 10);
@@ -75,6 +83,10 @@ struct image *open_image(const char *arg, struct common *c)
 	if (source_parse_ref(arg, &path, &c->image.select, &e) < 0)
 		die_err(&e);
 	c->image.select.platform = c->platform;
+	c->image.no_verify = c->no_verify;
+	c->image.no_cache = c->no_cache;
+	c->image.cache_dir = c->cache_dir;
+
 	if (image_open(path, &c->image, &img, &e) < 0)
 		die_err(&e);
 	free(path);

@@ -21,10 +21,15 @@ struct common {
 	const char *platform;
 	long layer; /* --layer N, -1 when absent */
 	int long_format;
+	int no_cache;
+	int no_verify;
+
+	const char *cache_dir;
+
 	int quiet;
 };
 
-enum { OPT_PLATFORM = 256, OPT_NO_VERIFY, OPT_LAYER, OPT_HELP };
+enum { OPT_PLATFORM = 256, OPT_NO_VERIFY, OPT_LAYER, OPT_HELP, OPT_NO_CACHE, OPT_CACHE_DIR };
 
 extern const struct option common_options[];
 

@@ -32,6 +32,8 @@ static const struct option inspect_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"platform", required_argument, NULL, OPT_PLATFORM},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"help", no_argument, NULL, 'h'},
     {"quiet", no_argument, NULL, 'q'},
     {0, 0, 0, 0},
