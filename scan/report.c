@@ -146,7 +146,8 @@ static json_t *sarif_rule(const struct scan_finding *f, const struct scan_rules 
 	json_object_set_new(r, "name", json_string(info.id));
 	json_object_set_new(r, "shortDescription", json_pack("{s:s}", "text", info.title));
 	json_object_set_new(r, "fullDescription",
-			    json_pack("{s:s+}", "text", info.title, info.category[0] ? "" : ""));
+			    json_pack("{s:s++}", "text", info.title, info.category[0] ? " - " : "",
+				      info.category));
 	json_object_set_new(r, "defaultConfiguration",
 			    json_pack("{s:s}", "level", sarif_level(info.severity)));
 	json_array_append_new(tags, json_string("security"));
