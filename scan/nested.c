@@ -60,7 +60,8 @@ static void raw_name(const char *path, char *out, size_t cap)
 		snprintf(out, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), base);
 }
 
-/* 0 when done, 1 when nothing could be read (scan raw), <0 on errors. */
+/* 0 when done, 1 when nothing could be read (scan raw), 2 when the archive
+ * was empty, <0 on errors. */
 static int scan_members(struct scan_ctx *c, struct archive *a, const char *path, size_t inlen,
 			unsigned depth)
 {
@@ -157,9 +158,37 @@ static int scan_members(struct scan_ctx *c, struct archive *a, const char *path,
 		 * caller scan the raw bytes instead. */
 		if (members == 0)
 			rc = 1;
+	} else if (members == 0 && !rc) {
+		rc = 2; /* a clean, empty archive */
 	}
 out:
 	free(buf);
+	return rc;
+}
+
+static int open_and_scan(struct scan_ctx *c, const char *path, const void *data, size_t len,
+			 unsigned depth, enum kind k, bool raw_only)
+{
+	struct archive *a = archive_read_new();
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	archive_read_support_filter_gzip(a);
+	if (!raw_only) {
+		archive_read_support_format_tar(a);
+		archive_read_support_format_gnutar(a);
+		archive_read_support_format_zip(a);
+	}
+	/* A gzip stream that holds no tar is one file: read it raw. */
+	if (k == K_GZIP)
+		archive_read_support_format_raw(a);
+	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+		archive_read_free(a);
+		return 1;
+	}
+	rc = scan_members(c, a, path, len, depth);
+	archive_read_free(a);
 	return rc;
 }
 
@@ -167,25 +196,14 @@ int scan_nested(struct scan_ctx *c, const char *path, const void *data, size_t l
 		unsigned depth)
 {
 	enum kind k = detect(data, len);
-	struct archive *a = archive_read_new();
 	int rc;
 
-	if (!a)
-		return -ENOMEM;
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_tar(a);
-	archive_read_support_format_gnutar(a);
-	archive_read_support_format_zip(a);
-	/* A gzip stream that holds no tar is one file: read it raw. */
-	if (k == K_GZIP)
-		archive_read_support_format_raw(a);
-	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return 0;
-	}
 	scan_ctx_stats(c)->archives++;
-	rc = scan_members(c, a, path, len, depth);
-	archive_read_free(a);
+	rc = open_and_scan(c, path, data, len, depth, k, false);
+	/* The tar reader takes a gzip stream that starts with zero blocks for
+	 * an empty tar; such a stream is a compressed file: read it raw. */
+	if (rc == 2 && k == K_GZIP)
+		rc = open_and_scan(c, path, data, len, depth, k, true);
 	if (rc < 0)
 		return rc;
 	return rc == 1 ? 0 : 1;
