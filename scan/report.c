@@ -167,8 +167,14 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	json_t *res = json_object(), *loc, *phys, *region, *props;
 	bool config = f->visibility && !strcmp(f->visibility, "config");
 	const char *where = config ? "image/config.json" : (f->view_path ? f->view_path : f->path);
-	char *uri = uri_encode(where ? where : "");
+	const char *bang = where ? strstr(where, "!/") : NULL;
+	char *outer = bang ? strndup(where, (size_t)(bang - where)) : NULL;
+	/* A member of a nested archive has no URI of its own: point at the
+	 * archive, and name the member in a logical location. */
+	char *uri = uri_encode(outer ? outer : where ? where : "");
 	char *msg = NULL;
+
+	free(outer);
 
 	if (asprintf(&msg, "%s: %s (%s)%s%s", f->title, show ? f->secret : f->redacted,
 		     scan_confidence_name(f->confidence), f->why[0] ? "; " : "", f->why) < 0)
