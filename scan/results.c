@@ -137,7 +137,8 @@ int scan_results_finish(struct scan_results *r)
 	int rc = 0;
 
 	/* Certificates in a stable order, so the one named is the same each run. */
-	qsort(r->certs.v, r->certs.n, sizeof(*r->certs.v), cmp_finding);
+	if (r->certs.n > 1)
+		qsort(r->certs.v, r->certs.n, sizeof(*r->certs.v), cmp_finding);
 	for (size_t i = 0; i < r->findings.n && !rc; i++) {
 		struct scan_finding *f = r->findings.v[i];
 		const struct scan_finding *cert = NULL;
@@ -163,7 +164,8 @@ int scan_results_finish(struct scan_results *r)
 		    replace(&f->cert_not_after, cert->cert_not_after))
 			rc = -ENOMEM;
 	}
-	qsort(r->findings.v, r->findings.n, sizeof(*r->findings.v), cmp_finding);
+	if (r->findings.n > 1)
+		qsort(r->findings.v, r->findings.n, sizeof(*r->findings.v), cmp_finding);
 	return rc;
 }
 

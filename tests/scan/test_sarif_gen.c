@@ -20,6 +20,7 @@ int main(int argc, char **argv)
 				.created_by = "COPY . /srv",
 				.view_path = "layers/02/srv/app dir/#conf%.env"};
 	FILE *out;
+	size_t n;
 
 	if (argc < 3)
 		return 2;
@@ -46,9 +47,10 @@ int main(int argc, char **argv)
 	if (!out || scan_report_sarif(out, res, &ro, NULL))
 		return 2;
 	fclose(out);
-	printf("%zu results\n", scan_results_count(res));
+	n = scan_results_count(res);
+	printf("%zu results\n", n);
 	scan_scanner_free(s);
 	scan_results_free(res);
 	scan_rules_free(rules);
-	return scan_results_count(res) ? 0 : 1;
+	return n ? 0 : 1;
 }
