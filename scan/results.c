@@ -179,6 +179,11 @@ const struct scan_finding *scan_results_get(const struct scan_results *r, size_t
 	return i < r->findings.n ? r->findings.v[i] : NULL;
 }
 
+const struct scan_finding *scan_results_context(const struct scan_results *r, size_t i)
+{
+	return i < r->certs.n ? r->certs.v[i] : NULL;
+}
+
 size_t scan_results_filter(struct scan_results *r, enum scan_confidence min,
 			   const struct scan_ignore *ign)
 {

@@ -211,6 +211,8 @@ static int load_allow_list(struct loader *l, yaml_node_t *n, struct scan_allow *
 
 	if (n->type != YAML_SEQUENCE_NODE)
 		return bad(l, n, "allow-rules must be a sequence");
+	if (*out)
+		return bad(l, n, "allow-rules given twice");
 	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	*out = calloc(cnt + 1, sizeof(**out));
 	if (!*out)
@@ -367,6 +369,8 @@ static int load_doc(struct scan_rules *rs, struct loader *l)
 
 			if (v->type != YAML_SEQUENCE_NODE)
 				return bad(l, v, "rules must be a sequence");
+			if (rs->rules)
+				return bad(l, v, "rules given twice");
 			cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
 			rs->rules = calloc(cnt + 1, sizeof(*rs->rules));
 			if (!rs->rules)

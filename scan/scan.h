@@ -299,6 +299,20 @@ const struct scan_finding *scan_results_get(const struct scan_results *r, size_t
 size_t scan_results_filter(struct scan_results *r, enum scan_confidence min,
 			   const struct scan_ignore *ign);
 
+/* Context-only matches (certificates) collected, i: 0.., NULL past the end. */
+const struct scan_finding *scan_results_context(const struct scan_results *r, size_t i);
+
+/*
+ * A cache file of results (a layer's, say: key it by layer digest and
+ * scan_rules_hash()). It keeps secrets in clear and the certificates, unlike
+ * the reports: store it with the permissions of the image itself.
+ * scan_results_load() hands each saved finding (context-only ones included)
+ * to cb, e.g. scan_results_add, or a function that adjusts the visibility
+ * for this image first. -ESTALE when written by another engine version.
+ */
+int scan_results_save(FILE *out, const struct scan_results *r, struct scan_err *e);
+int scan_results_load(FILE *in, scan_finding_cb cb, void *opaque, struct scan_err *e);
+
 /* ---- ignore sets ------------------------------------------------------ */
 
 int scan_ignore_new(struct scan_ignore **out);
