@@ -70,7 +70,7 @@ int scan_results_save(FILE *out, const struct scan_results *r, struct scan_err *
 	size_t nc = 0;
 
 	fprintf(out, "{\"strata-scan-cache\":%d,\"engine\":\"%s\"}\n", CACHE_FORMAT,
-		SCAN_ENGINE_VERSION);
+	        SCAN_ENGINE_VERSION);
 	for (size_t i = 0; i < scan_results_count(r); i++)
 		if (write_one(out, scan_results_get(r, i)))
 			return scan_err_set(e, -ENOMEM, "out of memory");
@@ -106,11 +106,12 @@ int scan_results_load(FILE *in, scan_finding_cb cb, void *opaque, struct scan_er
 		lineno++;
 		if (!json_is_object(o)) {
 			rc = scan_err_set(e, -EINVAL, "scan cache line %zu: not a JSON object",
-					  lineno);
+			                  lineno);
 		} else if (lineno == 1) {
 			if (gi(o, "strata-scan-cache") != CACHE_FORMAT || !gs(o, "engine") ||
 			    strcmp(gs(o, "engine"), SCAN_ENGINE_VERSION))
-				rc = scan_err_set(e, -ESTALE, "scan cache from another engine version");
+				rc = scan_err_set(e, -ESTALE,
+				                  "scan cache from another engine version");
 		} else {
 			f.rule_id = gs(o, "rule");
 			f.title = gs(o, "title");
@@ -143,7 +144,7 @@ int scan_results_load(FILE *in, scan_finding_cb cb, void *opaque, struct scan_er
 			    !f.context || !f.context_raw || !f.fingerprint ||
 			    f.severity > SCAN_SEV_CRITICAL || f.confidence > SCAN_CONF_CONFIRMED)
 				rc = scan_err_set(e, -EINVAL, "scan cache line %zu: fields missing",
-						  lineno);
+				                  lineno);
 			else if (cb && (rc = cb(&f, opaque)) < 0)
 				scan_err_set(e, rc, "scan cache line %zu: callback failed", lineno);
 		}

@@ -40,7 +40,8 @@ static int strings(struct cfgscan *c, json_t *arr, const char *name)
 		return one(c, name, json_string_value(arr), json_string_length(arr), -1);
 	if (!json_is_array(arr))
 		return 0;
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		if (!json_is_string(v))
 			continue;
 		snprintf(loc, sizeof(loc), "%s[%zu]", name, i);
@@ -51,7 +52,7 @@ static int strings(struct cfgscan *c, json_t *arr, const char *name)
 }
 
 int scan_config(struct scan_scanner *s, const struct scan_target *where, const void *json,
-		size_t len, scan_finding_cb cb, void *opaque, struct scan_err *e)
+                size_t len, scan_finding_cb cb, void *opaque, struct scan_err *e)
 {
 	struct cfgscan c = {.s = s, .cb = cb, .opaque = opaque};
 	json_t *root, *cfg, *hist, *labels, *v;
@@ -80,7 +81,8 @@ int scan_config(struct scan_scanner *s, const struct scan_target *where, const v
 			rc = strings(&c, json_object_get(cfg, "Entrypoint"), "config.Entrypoint");
 		labels = json_object_get(cfg, "Labels");
 		if (json_is_object(labels)) {
-			json_object_foreach(labels, key, v) {
+			json_object_foreach(labels, key, v)
+			{
 				char loc[300], *text = NULL;
 				int n;
 
@@ -100,7 +102,8 @@ int scan_config(struct scan_scanner *s, const struct scan_target *where, const v
 	}
 	hist = json_object_get(root, "history");
 	if (!rc && json_is_array(hist)) {
-		json_array_foreach(hist, i, v) {
+		json_array_foreach(hist, i, v)
+		{
 			json_t *cb_ = json_object_get(v, "created_by");
 			bool empty = json_is_true(json_object_get(v, "empty_layer"));
 			char loc[64];
@@ -108,7 +111,7 @@ int scan_config(struct scan_scanner *s, const struct scan_target *where, const v
 			if (json_is_string(cb_)) {
 				snprintf(loc, sizeof(loc), "history[%zu].created_by", i);
 				rc = one(&c, loc, json_string_value(cb_), json_string_length(cb_),
-					 empty ? -1 : layer);
+				         empty ? -1 : layer);
 				if (rc)
 					break;
 			}

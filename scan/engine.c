@@ -81,7 +81,7 @@ struct bufscan {
 };
 
 int scan_scanner_new(struct scan_scanner **out, const struct scan_rules *rules,
-		     const struct scan_options *opt, struct scan_err *e)
+                     const struct scan_options *opt, struct scan_err *e)
 {
 	struct scan_scanner *s = calloc(1, sizeof(*s));
 
@@ -175,12 +175,12 @@ static bool rule_applies(struct scan_scanner *s, const struct scan_rule *r, cons
 }
 
 static bool allowed_by(struct scan_scanner *s, const struct scan_allow *a, size_t n,
-		       const char *path, const char *secret, size_t slen, const char *match,
-		       size_t mlen)
+                       const char *path, const char *secret, size_t slen, const char *match,
+                       size_t mlen)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (a[i].regex && (re_matches(s, a[i].regex, secret, slen) ||
-				   re_matches(s, a[i].regex, match, mlen)))
+		                   re_matches(s, a[i].regex, match, mlen)))
 			return true;
 		if (a[i].path && a[i].regex && re_matches(s, a[i].path, path, strlen(path)))
 			return true;
@@ -215,7 +215,9 @@ static void add_window(struct bufscan *b, uint32_t rule, size_t hs, size_t he)
 	s = lo;
 	p = hs > lo ? memrchr(b->d + lo, '\n', hs - lo) : NULL;
 	if (p) {
-		const uint8_t *q = (size_t)(p - b->d) > lo ? memrchr(b->d + lo, '\n', (size_t)(p - b->d) - lo) : NULL;
+		const uint8_t *q = (size_t)(p - b->d) > lo
+		                       ? memrchr(b->d + lo, '\n', (size_t)(p - b->d) - lo)
+		                       : NULL;
 
 		s = q ? (size_t)(q - b->d) + 1 : lo;
 	}
@@ -339,7 +341,8 @@ static char *context(struct bufscan *b, size_t ss, size_t se, const char *redact
 		size_t a = line_start(b, l), z = line_end(b, l);
 
 		if (l < l1 || l > l2) {
-			add_clean(&o, b->d + a, z - a < SCAN_CONTEXT_WIDTH ? z - a : SCAN_CONTEXT_WIDTH);
+			add_clean(&o, b->d + a,
+			          z - a < SCAN_CONTEXT_WIDTH ? z - a : SCAN_CONTEXT_WIDTH);
 		} else if (l == l1) {
 			size_t pre = ss - a > half ? half : ss - a, ze = line_end(b, l2);
 			size_t post = ze - se > half ? half : ze - se;
@@ -471,7 +474,8 @@ struct scan_finding *scan_finding_dup(const struct scan_finding *f)
 static const char *vendor_pkg(struct scan_ctx *c)
 {
 	if (!c->vendor_state) {
-		c->vendor_pkg = scan_vendor_match(c->s->vendor, c->top_path, c->top_data, c->top_len);
+		c->vendor_pkg =
+		    scan_vendor_match(c->s->vendor, c->top_path, c->top_data, c->top_len);
 		c->vendor_state = c->vendor_pkg ? 1 : -1;
 	}
 	return c->vendor_pkg;
@@ -516,8 +520,7 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 	if (!slen || c->rc)
 		return;
 	if (allowed_by(s, r->allow, r->nallow, b->path, secret, slen, match, me - ms) ||
-	    allowed_by(s, s->rules->allow, s->rules->nallow, b->path, secret, slen, match,
-		       me - ms))
+	    allowed_by(s, s->rules->allow, s->rules->nallow, b->path, secret, slen, match, me - ms))
 		return;
 	if (r->entropy > 0 && scan_entropy(secret, slen) < r->entropy)
 		return;
@@ -673,7 +676,7 @@ out:
 }
 
 int scan_buffer_at(struct scan_ctx *c, const char *path, const void *data, size_t len,
-		   unsigned depth)
+                   unsigned depth)
 {
 	struct scan_stats *st = &c->s->st;
 
@@ -699,16 +702,16 @@ int scan_buffer_at(struct scan_ctx *c, const char *path, const void *data, size_
 }
 
 int scan_buffer(struct scan_scanner *s, const struct scan_target *where, const void *data,
-		size_t len, scan_finding_cb cb, void *opaque)
+                size_t len, scan_finding_cb cb, void *opaque)
 {
 	struct scan_ctx c = {
-		.s = s,
-		.where = where,
-		.cb = cb,
-		.opaque = opaque,
-		.top_data = data,
-		.top_len = len,
-		.top_path = where && where->path ? where->path : "",
+	    .s = s,
+	    .where = where,
+	    .cb = cb,
+	    .opaque = opaque,
+	    .top_data = data,
+	    .top_len = len,
+	    .top_path = where && where->path ? where->path : "",
 	};
 
 	if (!data && len)

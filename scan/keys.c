@@ -118,7 +118,7 @@ static void pem_key(const char *t, size_t n, struct scan_validation *v)
 		if (strstr(type, " PRIVATE KEY"))
 			*strstr(type, " PRIVATE KEY") = '\0';
 		scan_buf_printf(&v->why, "%s private key, encrypted (passphrase needed)",
-				!strcmp(label, "ENCRYPTED PRIVATE KEY") ? "PKCS#8" : type);
+		                !strcmp(label, "ENCRYPTED PRIVATE KEY") ? "PKCS#8" : type);
 		return;
 	}
 	bio = BIO_new_mem_buf(t, (int)(n > 1u << 30 ? 1u << 30 : n));
@@ -205,7 +205,8 @@ static EVP_PKEY *rsa_from_en(const uint8_t *e, size_t el, const uint8_t *n, size
 	if (bld && bn && be && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) &&
 	    (params = OSSL_PARAM_BLD_to_param(bld)) &&
-	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) && EVP_PKEY_fromdata_init(ctx) == 1)
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) &&
+	    EVP_PKEY_fromdata_init(ctx) == 1)
 		EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params);
 	EVP_PKEY_CTX_free(ctx);
 	OSSL_PARAM_free(params);
@@ -236,7 +237,7 @@ static bool ssh_pubblob(const uint8_t *blob, size_t bl, struct scan_validation *
 	memcpy(type, t, tl);
 	type[tl] = '\0';
 	if (str_is(t, tl, "ssh-rsa")) {
-		a = rd_str(&r, &al); /* e */
+		a = rd_str(&r, &al);  /* e */
 		b = rd_str(&r, &bl2); /* n */
 		if (r.bad)
 			return false;
@@ -332,7 +333,7 @@ static void openssh_key(const char *t, size_t n, struct scan_validation *v)
 	}
 	if (encrypted) {
 		scan_buf_printf(&v->why, ", encrypted (%.*s)", (int)(cl < 32 ? cl : 32),
-				(const char *)cipher);
+		                (const char *)cipher);
 	} else {
 		/* Two equal check words open the private section of a clear key. */
 		struct rd pr = {priv, sl, false};
@@ -446,8 +447,8 @@ void scan_validate_cert(const char *t, size_t n, struct scan_validation *v)
 	if (pk)
 		spki_sha256(pk, v->pubkey_sha256);
 	scan_buf_printf(&v->why, "certificate subject %s, issuer %s, valid %s to %s",
-			v->cert_subject ? v->cert_subject : "?",
-			v->cert_issuer ? v->cert_issuer : "?", v->cert_not_before,
-			v->cert_not_after);
+	                v->cert_subject ? v->cert_subject : "?",
+	                v->cert_issuer ? v->cert_issuer : "?", v->cert_not_before,
+	                v->cert_not_after);
 	X509_free(x);
 }

@@ -63,7 +63,7 @@ static void raw_name(const char *path, char *out, size_t cap)
 /* 0 when done, 1 when nothing could be read (scan raw), 2 when the archive
  * was empty, <0 on errors. */
 static int scan_members(struct scan_ctx *c, struct archive *a, const char *path, size_t inlen,
-			unsigned depth)
+                        unsigned depth)
 {
 	const struct scan_limits *l = scan_ctx_limits(c);
 	struct scan_stats *st = scan_ctx_stats(c);
@@ -167,7 +167,7 @@ out:
 }
 
 static int open_and_scan(struct scan_ctx *c, const char *path, const void *data, size_t len,
-			 unsigned depth, enum kind k, bool raw_only)
+                         unsigned depth, enum kind k, bool raw_only)
 {
 	struct archive *a = archive_read_new();
 	int rc;
@@ -192,8 +192,7 @@ static int open_and_scan(struct scan_ctx *c, const char *path, const void *data,
 	return rc;
 }
 
-int scan_nested(struct scan_ctx *c, const char *path, const void *data, size_t len,
-		unsigned depth)
+int scan_nested(struct scan_ctx *c, const char *path, const void *data, size_t len, unsigned depth)
 {
 	enum kind k = detect(data, len);
 	int rc;

@@ -197,7 +197,7 @@ fail:
 }
 
 void scan_prefilter_run(const struct scan_prefilter *pf, const uint8_t *d, size_t len,
-			scan_pf_hit cb, void *opaque)
+                        scan_pf_hit cb, void *opaque)
 {
 	const uint32_t *delta = pf->delta;
 	const uint8_t *cls = pf->cls;

@@ -70,7 +70,7 @@ static int io_err(FILE *out, struct scan_err *e)
 }
 
 int scan_report_jsonl(FILE *out, const struct scan_results *r,
-		      const struct scan_report_options *opt, struct scan_err *e)
+                      const struct scan_report_options *opt, struct scan_err *e)
 {
 	bool show = opt && opt->show_secrets;
 
@@ -145,18 +145,18 @@ static json_t *sarif_rule(const struct scan_finding *f, const struct scan_rules 
 	json_object_set_new(r, "id", json_string(info.id));
 	json_object_set_new(r, "name", json_string(info.id));
 	json_object_set_new(r, "shortDescription", json_pack("{s:s}", "text", info.title));
-	json_object_set_new(r, "fullDescription",
-			    json_pack("{s:s++}", "text", info.title, info.category[0] ? " - " : "",
-				      info.category));
+	json_object_set_new(
+	    r, "fullDescription",
+	    json_pack("{s:s++}", "text", info.title, info.category[0] ? " - " : "", info.category));
 	json_object_set_new(r, "defaultConfiguration",
-			    json_pack("{s:s}", "level", sarif_level(info.severity)));
+	                    json_pack("{s:s}", "level", sarif_level(info.severity)));
 	json_array_append_new(tags, json_string("security"));
 	json_array_append_new(tags, json_string("secret"));
 	if (info.category && info.category[0])
 		json_array_append_new(tags, json_string(info.category));
 	json_object_set_new(props, "tags", tags);
 	json_object_set_new(props, "security-severity",
-			    json_string(security_severity(info.severity)));
+	                    json_string(security_severity(info.severity)));
 	json_object_set_new(props, "severity", json_string(scan_severity_name(info.severity)));
 	json_object_set_new(r, "properties", props);
 	return r;
@@ -177,7 +177,7 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	free(outer);
 
 	if (asprintf(&msg, "%s: %s (%s)%s%s", f->title, show ? f->secret : f->redacted,
-		     scan_confidence_name(f->confidence), f->why[0] ? "; " : "", f->why) < 0)
+	             scan_confidence_name(f->confidence), f->why[0] ? "; " : "", f->why) < 0)
 		msg = NULL;
 	json_object_set_new(res, "ruleId", json_string(f->rule_id));
 	json_object_set_new(res, "ruleIndex", json_integer((json_int_t)rule_index));
@@ -186,7 +186,7 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	region = json_object();
 	json_object_set_new(region, "startLine", json_integer(config ? 1 : (json_int_t)f->line));
 	json_object_set_new(region, "startColumn",
-			    json_integer(config ? 1 : (json_int_t)f->column));
+	                    json_integer(config ? 1 : (json_int_t)f->column));
 	phys = json_object();
 	json_object_set_new(phys, "artifactLocation", json_pack("{s:s}", "uri", uri ? uri : ""));
 	json_object_set_new(phys, "region", region);
@@ -194,10 +194,10 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	json_object_set_new(loc, "physicalLocation", phys);
 	if (config || (f->path && strstr(f->path, "!/")))
 		json_object_set_new(loc, "logicalLocations",
-				    json_pack("[{s:s}]", "fullyQualifiedName", f->path));
+		                    json_pack("[{s:s}]", "fullyQualifiedName", f->path));
 	json_object_set_new(res, "locations", json_pack("[o]", loc));
 	json_object_set_new(res, "partialFingerprints",
-			    json_pack("{s:s}", "strataFingerprint/v1", f->fingerprint));
+	                    json_pack("{s:s}", "strataFingerprint/v1", f->fingerprint));
 	props = json_object();
 	json_object_set_new(props, "confidence", json_string(scan_confidence_name(f->confidence)));
 	json_object_set_new(props, "visibility", jstr(f->visibility));
@@ -211,7 +211,7 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 }
 
 int scan_report_sarif(FILE *out, const struct scan_results *r,
-		      const struct scan_report_options *opt, struct scan_err *e)
+                      const struct scan_report_options *opt, struct scan_err *e)
 {
 	json_t *root, *run, *driver, *rules = json_array(), *results = json_array();
 	const char **ids;
@@ -240,14 +240,14 @@ int scan_report_sarif(FILE *out, const struct scan_results *r,
 	}
 	free(ids);
 	driver = json_pack("{s:s, s:s, s:s, s:o}", "name", "strata", "informationUri",
-			   "https://github.com/strata-fs/strata", "version",
-			   opt && opt->tool_version ? opt->tool_version : SCAN_ENGINE_VERSION,
-			   "rules", rules);
+	                   "https://github.com/strata-fs/strata", "version",
+	                   opt && opt->tool_version ? opt->tool_version : SCAN_ENGINE_VERSION,
+	                   "rules", rules);
 	run = json_pack("{s:{s:o}, s:o, s:s}", "tool", "driver", driver, "results", results,
-			"columnKind", "utf16CodeUnits");
+	                "columnKind", "utf16CodeUnits");
 	root = json_pack("{s:s, s:s, s:[o]}", "$schema",
-			 "https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0",
-			 "runs", run);
+	                 "https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0",
+	                 "runs", run);
 	if (!root)
 		return scan_err_set(e, -ENOMEM, "out of memory");
 	rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -274,14 +274,14 @@ static const char *sev_color(enum scan_severity s)
 	}
 }
 
-int scan_report_text(FILE *out, const struct scan_results *r,
-		     const struct scan_report_options *opt, struct scan_err *e)
+int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_report_options *opt,
+                     struct scan_err *e)
 {
 	bool color = opt && opt->color, show = opt && opt->show_secrets;
 	size_t n = scan_results_count(r), by_conf[3] = {0};
 
-	fprintf(out, "%-9s %-8s %-28s %-5s %-8s %-s\n", "CONF", "SEVERITY", "RULE", "LAYER",
-		"VIS", "WHERE / MATCH");
+	fprintf(out, "%-9s %-8s %-28s %-5s %-8s %-s\n", "CONF", "SEVERITY", "RULE", "LAYER", "VIS",
+	        "WHERE / MATCH");
 	for (size_t i = 0; i < n; i++) {
 		const struct scan_finding *f = scan_results_get(r, i);
 		char layer[16] = "-";
@@ -290,15 +290,15 @@ int scan_report_text(FILE *out, const struct scan_results *r,
 		if (f->layer >= 0)
 			snprintf(layer, sizeof(layer), "%d", f->layer);
 		fprintf(out, "%-9s %s%-8s%s %-28s %-5s %-8s %s:%llu:%llu\n",
-			scan_confidence_name(f->confidence), color ? sev_color(f->severity) : "",
-			scan_severity_name(f->severity), color ? "\033[0m" : "", f->rule_id, layer,
-			f->visibility ? f->visibility : "-", f->path, (unsigned long long)f->line,
-			(unsigned long long)f->column);
+		        scan_confidence_name(f->confidence), color ? sev_color(f->severity) : "",
+		        scan_severity_name(f->severity), color ? "\033[0m" : "", f->rule_id, layer,
+		        f->visibility ? f->visibility : "-", f->path, (unsigned long long)f->line,
+		        (unsigned long long)f->column);
 		fprintf(out, "%-62s %s%s%s\n", "", show ? f->secret : f->redacted,
-			f->why[0] ? "  " : "", f->why);
+		        f->why[0] ? "  " : "", f->why);
 	}
 	fprintf(out, "%zu finding%s: %zu confirmed, %zu likely, %zu example\n", n,
-		n == 1 ? "" : "s", by_conf[SCAN_CONF_CONFIRMED], by_conf[SCAN_CONF_LIKELY],
-		by_conf[SCAN_CONF_EXAMPLE]);
+	        n == 1 ? "" : "s", by_conf[SCAN_CONF_CONFIRMED], by_conf[SCAN_CONF_LIKELY],
+	        by_conf[SCAN_CONF_EXAMPLE]);
 	return io_err(out, e);
 }

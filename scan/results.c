@@ -152,9 +152,10 @@ int scan_results_finish(struct scan_results *r)
 				cert = r->certs.v[j];
 		if (!cert)
 			continue;
-		if (asprintf(&why, "%s%smatches certificate subject %s, issuer %s, valid %s to %s (%s)",
-			     f->why, f->why[0] ? "; " : "", cert->cert_subject, cert->cert_issuer,
-			     cert->cert_not_before, cert->cert_not_after, cert->path) < 0)
+		if (asprintf(&why,
+		             "%s%smatches certificate subject %s, issuer %s, valid %s to %s (%s)",
+		             f->why, f->why[0] ? "; " : "", cert->cert_subject, cert->cert_issuer,
+		             cert->cert_not_before, cert->cert_not_after, cert->path) < 0)
 			return -ENOMEM;
 		free((char *)f->why);
 		f->why = why;
@@ -185,7 +186,7 @@ const struct scan_finding *scan_results_context(const struct scan_results *r, si
 }
 
 size_t scan_results_filter(struct scan_results *r, enum scan_confidence min,
-			   const struct scan_ignore *ign)
+                           const struct scan_ignore *ign)
 {
 	size_t kept = 0, dropped = 0;
 

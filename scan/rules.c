@@ -27,7 +27,7 @@ extern const unsigned char scan_builtin_rules[];
 extern const size_t scan_builtin_rules_len;
 
 int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
-			     struct scan_err *e)
+                             struct scan_err *e)
 {
 	int errcode;
 	PCRE2_SIZE erroff;
@@ -39,7 +39,7 @@ int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what
 
 		pcre2_get_error_message(errcode, msg, sizeof(msg));
 		return scan_err_set(e, -EINVAL, "%s: regex error at offset %zu: %s", what,
-				    (size_t)erroff, (char *)msg);
+		                    (size_t)erroff, (char *)msg);
 	}
 	/* JIT is an optimisation: when the platform lacks it, the interpreter runs. */
 	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
@@ -120,7 +120,7 @@ static const char *scalar(struct loader *l, yaml_node_t *n)
 static int bad(struct loader *l, yaml_node_t *n, const char *what)
 {
 	return scan_err_set(l->e, -EINVAL, "%s:%zu: %s", l->name,
-			    n ? (size_t)n->start_mark.line + 1 : 0, what);
+	                    n ? (size_t)n->start_mark.line + 1 : 0, what);
 }
 
 static int dup_scalar(struct loader *l, yaml_node_t *n, char **out, const char *what)
@@ -176,7 +176,8 @@ static int load_allow(struct loader *l, yaml_node_t *n, struct scan_allow *a, co
 
 	if (n->type != YAML_MAPPING_NODE)
 		return bad(l, n, "an allow rule must be a mapping");
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
 		const char *key = scalar(l, k);
@@ -195,7 +196,7 @@ static int load_allow(struct loader *l, yaml_node_t *n, struct scan_allow *a, co
 			return rc;
 	}
 	snprintf(what, sizeof(what), "%s: %s: allow rule %s", l->name, owner,
-		 a->id ? a->id : "(no id)");
+	         a->id ? a->id : "(no id)");
 	if (a->regex_src && (rc = scan_rules_compile_regex(a->regex_src, &a->regex, what, l->e)))
 		return rc;
 	if (a->path_src && (rc = scan_rules_compile_regex(a->path_src, &a->path, what, l->e)))
@@ -203,8 +204,8 @@ static int load_allow(struct loader *l, yaml_node_t *n, struct scan_allow *a, co
 	return 0;
 }
 
-static int load_allow_list(struct loader *l, yaml_node_t *n, struct scan_allow **out,
-			   size_t *nout, const char *owner)
+static int load_allow_list(struct loader *l, yaml_node_t *n, struct scan_allow **out, size_t *nout,
+                           const char *owner)
 {
 	size_t cnt;
 	int rc;
@@ -243,7 +244,7 @@ static int rule_compile(struct scan_rule *r, const char *name, struct scan_err *
 
 		if (g <= 0)
 			return scan_err_set(e, -EINVAL, "%s: no group named '%s' in the regex",
-					    what, r->group_name);
+			                    what, r->group_name);
 		r->group = (uint32_t)g;
 	}
 	r->validate = scan_validator_parse(r->validate_name);
@@ -262,7 +263,8 @@ static int load_rule(struct loader *l, yaml_node_t *n, struct scan_rule **out)
 	if (!r)
 		return -ENOMEM;
 	*out = r;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
 		const char *key = scalar(l, k);
@@ -311,10 +313,10 @@ static int load_rule(struct loader *l, yaml_node_t *n, struct scan_rule **out)
 
 				if (ek && !strcmp(ek, "match"))
 					rc = strv(l, ev, &r->ex_match, &r->nex_match,
-						  "examples must be strings");
+					          "examples must be strings");
 				else if (ek && !strcmp(ek, "nomatch"))
 					rc = strv(l, ev, &r->ex_nomatch, &r->nex_nomatch,
-						  "examples must be strings");
+					          "examples must be strings");
 			}
 		}
 		if (rc)
@@ -376,14 +378,14 @@ static int load_doc(struct scan_rules *rs, struct loader *l)
 			if (!rs->rules)
 				return -ENOMEM;
 			for (size_t i = 0; i < cnt; i++) {
-				yaml_node_t *c = yaml_document_get_node(
-					l->doc, v->data.sequence.items.start[i]);
+				yaml_node_t *c =
+				    yaml_document_get_node(l->doc, v->data.sequence.items.start[i]);
 				struct scan_rule *r = NULL;
 
 				rc = load_rule(l, c, &r);
 				if (!rc && find_rule(rs, r->id, NULL))
 					rc = scan_err_set(l->e, -EINVAL, "%s: duplicate rule id %s",
-							  l->name, r->id);
+					                  l->name, r->id);
 				if (rc) {
 					rule_free(r);
 					return rc;
@@ -399,7 +401,7 @@ static int load_doc(struct scan_rules *rs, struct loader *l)
 }
 
 int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void *yaml, size_t len,
-			  struct scan_err *e)
+                          struct scan_err *e)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -410,7 +412,7 @@ int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void 
 	*out = NULL;
 	if (len > SCAN_MAX_RULE_FILE)
 		return scan_err_set(e, -EFBIG, "%s: rule file over %u bytes", l.name,
-				    SCAN_MAX_RULE_FILE);
+		                    SCAN_MAX_RULE_FILE);
 	rs = calloc(1, sizeof(*rs));
 	if (!rs || !yaml_parser_initialize(&parser)) {
 		free(rs);
@@ -419,9 +421,9 @@ int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void 
 	yaml_parser_set_input_string(&parser, yaml, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		rc = scan_err_set(e, -EINVAL, "%s:%zu:%zu: YAML error: %s", l.name,
-				  (size_t)parser.problem_mark.line + 1,
-				  (size_t)parser.problem_mark.column + 1,
-				  parser.problem ? parser.problem : "?");
+		                  (size_t)parser.problem_mark.line + 1,
+		                  (size_t)parser.problem_mark.column + 1,
+		                  parser.problem ? parser.problem : "?");
 		yaml_parser_delete(&parser);
 		scan_rules_free(rs);
 		return rc;
@@ -455,7 +457,7 @@ int scan_rules_new_file(struct scan_rules **out, const char *path, struct scan_e
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SCAN_MAX_RULE_FILE) {
 		close(fd);
 		return scan_err_set(e, -EINVAL, "%s: not a regular file under %u bytes", path,
-				    SCAN_MAX_RULE_FILE);
+		                    SCAN_MAX_RULE_FILE);
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
@@ -480,7 +482,7 @@ int scan_rules_new_file(struct scan_rules **out, const char *path, struct scan_e
 int scan_rules_new_builtin(struct scan_rules **out, struct scan_err *e)
 {
 	return scan_rules_new_buffer(out, "built-in rules", scan_builtin_rules,
-				     scan_builtin_rules_len, e);
+	                             scan_builtin_rules_len, e);
 }
 
 /* ---- index: prefilter and hash ----------------------------------------- */
@@ -535,7 +537,7 @@ static int rules_index(struct scan_rules *rs, struct scan_err *e)
 				continue;
 			if ((rc = scan_prefilter_add(rs->pf, r->keywords[k], kl, (uint32_t)i)))
 				return scan_err_set(e, rc, "rule %s: keyword '%s' not usable",
-						    r->id, r->keywords[k]);
+				                    r->id, r->keywords[k]);
 			used++;
 		}
 		if (!used)
@@ -747,7 +749,7 @@ int scan_rules_get(const struct scan_rules *r, size_t i, struct scan_rule_info *
 }
 
 size_t scan_rules_examples(const struct scan_rules *r, size_t i, bool match,
-			   const char *const **out)
+                           const char *const **out)
 {
 	if (i >= r->n) {
 		*out = NULL;

@@ -38,42 +38,42 @@
 #define SCAN_ERR_MAX 512
 
 struct scan_err {
-	int code;		  /* negative errno, 0 when nothing failed */
+	int code;               /* negative errno, 0 when nothing failed */
 	char msg[SCAN_ERR_MAX]; /* NUL-terminated, empty when nothing failed */
 };
 
 /* ---- bounds ---------------------------------------------------------- */
 
 /* Defaults of struct scan_limits (see there). */
-#define SCAN_DEFAULT_MAX_FILE_SIZE	 (64ull << 20)
-#define SCAN_DEFAULT_MAX_DEPTH		 3u
-#define SCAN_DEFAULT_MAX_MEMBERS	 10000u
-#define SCAN_DEFAULT_MAX_EXPANDED	 (256ull << 20)
-#define SCAN_DEFAULT_MAX_RATIO		 200u
-#define SCAN_DEFAULT_WINDOW_BEFORE	 1024u
-#define SCAN_DEFAULT_WINDOW_AFTER	 (16u << 10)
-#define SCAN_DEFAULT_MATCH_LIMIT	 1000000u
-#define SCAN_DEFAULT_DEPTH_LIMIT	 10000u
-#define SCAN_DEFAULT_MAX_FINDINGS	 1000u
-#define SCAN_DEFAULT_MAX_SECRET		 16384u
+#define SCAN_DEFAULT_MAX_FILE_SIZE (64ull << 20)
+#define SCAN_DEFAULT_MAX_DEPTH     3u
+#define SCAN_DEFAULT_MAX_MEMBERS   10000u
+#define SCAN_DEFAULT_MAX_EXPANDED  (256ull << 20)
+#define SCAN_DEFAULT_MAX_RATIO     200u
+#define SCAN_DEFAULT_WINDOW_BEFORE 1024u
+#define SCAN_DEFAULT_WINDOW_AFTER  (16u << 10)
+#define SCAN_DEFAULT_MATCH_LIMIT   1000000u
+#define SCAN_DEFAULT_DEPTH_LIMIT   10000u
+#define SCAN_DEFAULT_MAX_FINDINGS  1000u
+#define SCAN_DEFAULT_MAX_SECRET    16384u
 /* Hard caps that no configuration lifts. */
 #define SCAN_MAX_RULE_FILE (16u << 20) /* a rules YAML file */
-#define SCAN_MAX_CONFIG	   (16u << 20) /* an image config JSON */
-#define SCAN_CONTEXT_LINES 2u	       /* lines of context each side of a finding */
-#define SCAN_CONTEXT_WIDTH 160u	       /* bytes kept of each context line */
+#define SCAN_MAX_CONFIG    (16u << 20) /* an image config JSON */
+#define SCAN_CONTEXT_LINES 2u          /* lines of context each side of a finding */
+#define SCAN_CONTEXT_WIDTH 160u        /* bytes kept of each context line */
 
 struct scan_limits {
-	uint64_t max_file_size;	  /* larger buffers and members are skipped, counted */
-	unsigned max_depth;	  /* nesting of archives inside a scanned buffer */
-	unsigned max_members;	  /* members read from one archive */
-	uint64_t max_expanded;	  /* bytes expanded from the archives of one top buffer */
-	unsigned max_ratio;	  /* expanded / compressed, checked past 1 MiB expanded */
-	unsigned window_before;	  /* bytes before a keyword hit a regex may start at */
-	unsigned window_after;	  /* bytes after a keyword hit a regex may reach */
-	uint32_t match_limit;	  /* PCRE2 match limit (backtracking steps) */
-	uint32_t depth_limit;	  /* PCRE2 depth limit */
-	unsigned max_findings;	  /* findings kept per buffer, the rest counted */
-	unsigned max_secret;	  /* a longer secret is cut to this for storage */
+	uint64_t max_file_size; /* larger buffers and members are skipped, counted */
+	unsigned max_depth;     /* nesting of archives inside a scanned buffer */
+	unsigned max_members;   /* members read from one archive */
+	uint64_t max_expanded;  /* bytes expanded from the archives of one top buffer */
+	unsigned max_ratio;     /* expanded / compressed, checked past 1 MiB expanded */
+	unsigned window_before; /* bytes before a keyword hit a regex may start at */
+	unsigned window_after;  /* bytes after a keyword hit a regex may reach */
+	uint32_t match_limit;   /* PCRE2 match limit (backtracking steps) */
+	uint32_t depth_limit;   /* PCRE2 depth limit */
+	unsigned max_findings;  /* findings kept per buffer, the rest counted */
+	unsigned max_secret;    /* a longer secret is cut to this for storage */
 };
 
 void scan_limits_default(struct scan_limits *l);
@@ -120,7 +120,7 @@ int scan_rules_new_builtin(struct scan_rules **out, struct scan_err *e);
 int scan_rules_new_file(struct scan_rules **out, const char *path, struct scan_err *e);
 /* Same, from memory; name is used in error messages. */
 int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void *yaml, size_t len,
-			  struct scan_err *e);
+                          struct scan_err *e);
 void scan_rules_free(struct scan_rules *r);
 /*
  * Adds the rules of src to dst; a rule of src whose id is already in dst
@@ -137,7 +137,7 @@ int scan_rules_find(const struct scan_rules *r, const char *id, struct scan_rule
 int scan_rules_get(const struct scan_rules *r, size_t i, struct scan_rule_info *out);
 /* The examples of rule i (for tests): count and strings, match or nomatch. */
 size_t scan_rules_examples(const struct scan_rules *r, size_t i, bool match,
-			   const char *const **out);
+                           const char *const **out);
 
 /* ---- vendor content --------------------------------------------------- */
 
@@ -147,17 +147,17 @@ int scan_vendor_new(struct scan_vendor **out);
 void scan_vendor_free(struct scan_vendor *v);
 /* A dpkg /var/lib/dpkg/info/PKG[:ARCH].md5sums file: "md5hex  path" lines. */
 int scan_vendor_add_dpkg_md5sums(struct scan_vendor *v, const char *package, const void *data,
-				 size_t len, struct scan_err *e);
+                                 size_t len, struct scan_err *e);
 /*
  * Convenience: given the path of a file in the image and its bytes, adds it
  * when it is a dpkg md5sums file or apk's lib/apk/db/installed; returns 1 when
  * used, 0 when the path is none of those.
  */
 int scan_vendor_add_db_file(struct scan_vendor *v, const char *path, const void *data, size_t len,
-			    struct scan_err *e);
+                            struct scan_err *e);
 /* apk's installed database (P:/F:/R:/Z: records; Z is "Q1" + base64 sha1). */
 int scan_vendor_add_apk_installed(struct scan_vendor *v, const void *data, size_t len,
-				  struct scan_err *e);
+                                  struct scan_err *e);
 size_t scan_vendor_count(const struct scan_vendor *v);
 
 /* ---- scanning --------------------------------------------------------- */
@@ -168,12 +168,12 @@ size_t scan_vendor_count(const struct scan_vendor *v);
  * fields are carried into findings untouched. Strings are copied.
  */
 struct scan_target {
-	const char *path;	  /* path inside the image, e.g. "etc/app.env" */
-	const char *visibility;	  /* "live", "deleted", "shadowed", "config", or NULL */
-	int layer;		  /* layer index, -1 when none */
+	const char *path;         /* path inside the image, e.g. "etc/app.env" */
+	const char *visibility;   /* "live", "deleted", "shadowed", "config", or NULL */
+	int layer;                /* layer index, -1 when none */
 	const char *layer_digest; /* or NULL */
-	const char *created_by;	  /* the layer's history command, or NULL */
-	const char *view_path;	  /* path inside the mount ("merged/etc/x"), or NULL */
+	const char *created_by;   /* the layer's history command, or NULL */
+	const char *view_path;    /* path inside the mount ("merged/etc/x"), or NULL */
 };
 
 struct scan_finding {
@@ -191,15 +191,15 @@ struct scan_finding {
 	const char *created_by;
 	const char *view_path;
 
-	uint64_t line;	 /* 1-based, in the innermost member */
+	uint64_t line;   /* 1-based, in the innermost member */
 	uint64_t column; /* 1-based byte column */
 	uint64_t offset; /* 0-based byte offset of the secret */
 
-	const char *secret; /* clear text, NUL-terminated (cut at max_secret) */
-	size_t secret_len;  /* original length */
-	const char *redacted;	 /* "ghp_…(40)" */
-	const char *why;	 /* validation notes, "; "-separated, may be "" */
-	const char *context;	 /* a few lines around, the secret redacted */
+	const char *secret;      /* clear text, NUL-terminated (cut at max_secret) */
+	size_t secret_len;       /* original length */
+	const char *redacted;    /* "ghp_…(40)" */
+	const char *why;         /* validation notes, "; "-separated, may be "" */
+	const char *context;     /* a few lines around, the secret redacted */
 	const char *context_raw; /* the same lines unredacted */
 	const char *fingerprint; /* 32 hex chars: sha256(rule id, secret, path) */
 
@@ -224,12 +224,12 @@ struct scan_scanner;
 struct scan_options {
 	const struct scan_limits *limits; /* NULL: defaults */
 	const struct scan_vendor *vendor; /* NULL: no vendor content detection */
-	bool no_nested;			  /* do not open archives */
-	bool ignore_path_filters;	  /* rule path filters always pass (rule tests) */
+	bool no_nested;                   /* do not open archives */
+	bool ignore_path_filters;         /* rule path filters always pass (rule tests) */
 };
 
 int scan_scanner_new(struct scan_scanner **out, const struct scan_rules *rules,
-		     const struct scan_options *opt, struct scan_err *e);
+                     const struct scan_options *opt, struct scan_err *e);
 void scan_scanner_free(struct scan_scanner *s);
 
 /*
@@ -238,7 +238,7 @@ void scan_scanner_free(struct scan_scanner *s);
  * Returns 0, or a negative errno (-ENOMEM, or the callback's).
  */
 int scan_buffer(struct scan_scanner *s, const struct scan_target *where, const void *data,
-		size_t len, scan_finding_cb cb, void *opaque);
+                size_t len, scan_finding_cb cb, void *opaque);
 
 /*
  * Scans an image config JSON: config.Env, Cmd, Entrypoint, Labels, and each
@@ -248,20 +248,20 @@ int scan_buffer(struct scan_scanner *s, const struct scan_target *where, const v
  * -EINVAL when the JSON does not parse.
  */
 int scan_config(struct scan_scanner *s, const struct scan_target *where, const void *json,
-		size_t len, scan_finding_cb cb, void *opaque, struct scan_err *e);
+                size_t len, scan_finding_cb cb, void *opaque, struct scan_err *e);
 
 struct scan_stats {
-	uint64_t files;		    /* buffers scanned, nested members included */
-	uint64_t bytes;		    /* bytes scanned */
+	uint64_t files;             /* buffers scanned, nested members included */
+	uint64_t bytes;             /* bytes scanned */
 	uint64_t skipped_too_large; /* buffers/members over max_file_size */
-	uint64_t archives;	    /* nested archives opened */
-	uint64_t members;	    /* members scanned inside them */
-	uint64_t limit_depth;	    /* archives not opened: depth */
-	uint64_t limit_members;	    /* archives cut: member count */
+	uint64_t archives;          /* nested archives opened */
+	uint64_t members;           /* members scanned inside them */
+	uint64_t limit_depth;       /* archives not opened: depth */
+	uint64_t limit_members;     /* archives cut: member count */
 	uint64_t limit_expanded;    /* archives cut: expanded bytes or ratio */
 	uint64_t archive_errors;    /* damaged archives (what was read is kept) */
-	uint64_t regex_limits;	    /* PCRE2 match/depth limit hits */
-	uint64_t findings;	    /* findings reported (context-only excluded) */
+	uint64_t regex_limits;      /* PCRE2 match/depth limit hits */
+	uint64_t findings;          /* findings reported (context-only excluded) */
 	uint64_t findings_dropped;  /* over max_findings */
 };
 
@@ -297,7 +297,7 @@ const struct scan_finding *scan_results_get(const struct scan_results *r, size_t
 /* Drops findings under min or whose fingerprint is in ign (may be NULL);
  * returns how many were dropped. */
 size_t scan_results_filter(struct scan_results *r, enum scan_confidence min,
-			   const struct scan_ignore *ign);
+                           const struct scan_ignore *ign);
 
 /* Context-only matches (certificates) collected, i: 0.., NULL past the end. */
 const struct scan_finding *scan_results_context(const struct scan_results *r, size_t i);
@@ -325,21 +325,21 @@ void scan_ignore_free(struct scan_ignore *ign);
 /* ---- reports ---------------------------------------------------------- */
 
 struct scan_report_options {
-	bool show_secrets; /* print secrets and unredacted context */
-	bool color;	   /* ANSI colours in the text table */
+	bool show_secrets;              /* print secrets and unredacted context */
+	bool color;                     /* ANSI colours in the text table */
 	const struct scan_rules *rules; /* SARIF rule metadata (optional) */
-	const char *tool_version;	/* NULL: the library's */
+	const char *tool_version;       /* NULL: the library's */
 };
 
 /* One JSON object per finding and line, keys in a fixed order. */
 int scan_report_jsonl(FILE *out, const struct scan_results *r,
-		      const struct scan_report_options *opt, struct scan_err *e);
+                      const struct scan_report_options *opt, struct scan_err *e);
 /* SARIF 2.1.0, one run. */
 int scan_report_sarif(FILE *out, const struct scan_results *r,
-		      const struct scan_report_options *opt, struct scan_err *e);
+                      const struct scan_report_options *opt, struct scan_err *e);
 /* A table for people, then a summary line. */
-int scan_report_text(FILE *out, const struct scan_results *r,
-		     const struct scan_report_options *opt, struct scan_err *e);
+int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_report_options *opt,
+                     struct scan_err *e);
 /* One finding as a JSON object string (malloc'd), as in the JSONL report. */
 char *scan_finding_json(const struct scan_finding *f, bool show_secrets);
 

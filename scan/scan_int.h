@@ -73,7 +73,7 @@ struct scan_rules {
 
 /* err helpers */
 int scan_err_set(struct scan_err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* growable byte buffer */
 struct scan_buf {
@@ -84,7 +84,8 @@ struct scan_buf {
 };
 void scan_buf_add(struct scan_buf *b, const void *d, size_t n);
 void scan_buf_puts(struct scan_buf *b, const char *s);
-void scan_buf_printf(struct scan_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void scan_buf_printf(struct scan_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Returns the NUL-terminated string (owned by the caller) or NULL on OOM. */
 char *scan_buf_steal(struct scan_buf *b);
 
@@ -100,7 +101,7 @@ const char *scan_example_value(const char *s, size_t len);
 
 /* rules.c */
 int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
-			     struct scan_err *e);
+                             struct scan_err *e);
 
 /* validation (validate.c, keys.c) */
 struct scan_validation {
@@ -117,7 +118,7 @@ struct scan_validation {
  * the whole buffer (for key blocks the secret group may hold only the body).
  */
 void scan_validate(enum scan_validator v, const char *secret, size_t slen, const char *match,
-		   size_t mlen, struct scan_validation *out);
+                   size_t mlen, struct scan_validation *out);
 void scan_validation_clear(struct scan_validation *v);
 enum scan_validator scan_validator_parse(const char *name);
 int scan_check_github_token(const char *s, size_t len);
@@ -134,23 +135,22 @@ int scan_prefilter_new(struct scan_prefilter **out);
 int scan_prefilter_add(struct scan_prefilter *pf, const char *kw, size_t len, uint32_t rule);
 int scan_prefilter_build(struct scan_prefilter *pf);
 void scan_prefilter_run(const struct scan_prefilter *pf, const uint8_t *d, size_t len,
-			scan_pf_hit cb, void *opaque);
+                        scan_pf_hit cb, void *opaque);
 void scan_prefilter_free(struct scan_prefilter *pf);
 
 /* vendor.c */
 /* The package that installed path unmodified, or NULL (md5 compared). */
 const char *scan_vendor_match(const struct scan_vendor *v, const char *path, const void *data,
-			      size_t len);
+                              size_t len);
 
 /* engine <-> nested */
 struct scan_ctx;
 int scan_buffer_at(struct scan_ctx *c, const char *path, const void *data, size_t len,
-		   unsigned depth);
+                   unsigned depth);
 bool scan_nested_detect(const uint8_t *d, size_t len);
 /* 1 when the archive was opened and its members scanned, 0 when it is not an
  * archive after all (scan the raw bytes), <0 on a fatal error. */
-int scan_nested(struct scan_ctx *c, const char *path, const void *data, size_t len,
-		unsigned depth);
+int scan_nested(struct scan_ctx *c, const char *path, const void *data, size_t len, unsigned depth);
 struct scan_stats *scan_ctx_stats(struct scan_ctx *c);
 const struct scan_limits *scan_ctx_limits(struct scan_ctx *c);
 /* Adds to the bytes expanded from archives for this top-level buffer; returns the total. */

@@ -158,8 +158,7 @@ long scan_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 
 void scan_base64_encode(const uint8_t *in, size_t len, char *out, bool pad)
 {
-	static const char al[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t o = 0, i;
 
 	for (i = 0; i + 2 < len; i += 3) {
@@ -276,9 +275,9 @@ void scan_stats_add(struct scan_stats *sum, const struct scan_stats *add)
  * private keys there.
  */
 static const char *const example_dirs[] = {
-	"test",	    "tests",	"testing", "testdata", "test-data", "test_data", "__tests__",
-	"fixture",  "fixtures", "example", "examples", "sample",    "samples",	 "mock",
-	"mocks",    "spec",	"specs",   "testcases", "unittest", "unittests", NULL,
+    "test",    "tests",    "testing", "testdata",  "test-data", "test_data", "__tests__",
+    "fixture", "fixtures", "example", "examples",  "sample",    "samples",   "mock",
+    "mocks",   "spec",     "specs",   "testcases", "unittest",  "unittests", NULL,
 };
 
 bool scan_is_example_path(const char *path)
@@ -320,20 +319,20 @@ static bool all_same(const char *s, size_t len)
 
 /* Published example credentials that documentation everywhere copies. */
 static const char *const known_examples[] = {
-	"AKIAIOSFODNN7EXAMPLE",
-	"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-	"je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
-	"AKIAI44QH8DHBEXAMPLE",
-	NULL,
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+    "AKIAI44QH8DHBEXAMPLE",
+    NULL,
 };
 
 /* Substrings (case-insensitive) that mark a placeholder. */
 static const char *const placeholder_words[] = {
-	"example",   "your-",  "your_",	   "yourapi",  "changeme", "change_me", "change-me",
-	"placeholder", "dummy", "redacted", "xxxxxx",   "<",	   "${",	"{{",
-	"replace_me", "replace-me", "insert_", "insert-", "todo",  "fake",	"sample",
-	"0123456789", "123456789", "abcdefgh", "secret_here", "_here", "-here", "password123",
-	NULL,
+    "example",     "your-",       "your_",      "yourapi",     "changeme",  "change_me",
+    "change-me",   "placeholder", "dummy",      "redacted",    "xxxxxx",    "<",
+    "${",          "{{",          "replace_me", "replace-me",  "insert_",   "insert-",
+    "todo",        "fake",        "sample",     "0123456789",  "123456789", "abcdefgh",
+    "secret_here", "_here",       "-here",      "password123", NULL,
 };
 
 const char *scan_example_value(const char *s, size_t len)
@@ -344,8 +343,8 @@ const char *scan_example_value(const char *s, size_t len)
 	if (!len)
 		return "empty";
 	for (int i = 0; known_examples[i]; i++)
-		if (len >= strlen(known_examples[i]) && memmem(s, len, known_examples[i],
-							       strlen(known_examples[i])))
+		if (len >= strlen(known_examples[i]) &&
+		    memmem(s, len, known_examples[i], strlen(known_examples[i])))
 			return "published example value";
 	if (len >= 4 && all_same(s, len))
 		return "one repeated character";

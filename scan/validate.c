@@ -23,17 +23,17 @@ enum scan_validator scan_validator_parse(const char *name)
 		const char *name;
 		enum scan_validator v;
 	} names[] = {
-		{"aws-access-key-id", SCAN_V_AWS_KEY_ID},
-		{"aws-key-id", SCAN_V_AWS_KEY_ID},
-		{"github-token", SCAN_V_GITHUB},
-		{"github", SCAN_V_GITHUB},
-		{"npm-token", SCAN_V_NPM},
-		{"npm", SCAN_V_NPM},
-		{"jwt", SCAN_V_JWT},
-		{"private-key", SCAN_V_PRIVATE_KEY},
-		{"openssh-private-key", SCAN_V_PRIVATE_KEY},
-		{"putty-private-key", SCAN_V_PRIVATE_KEY},
-		{"certificate", SCAN_V_CERTIFICATE},
+	    {"aws-access-key-id", SCAN_V_AWS_KEY_ID},
+	    {"aws-key-id", SCAN_V_AWS_KEY_ID},
+	    {"github-token", SCAN_V_GITHUB},
+	    {"github", SCAN_V_GITHUB},
+	    {"npm-token", SCAN_V_NPM},
+	    {"npm", SCAN_V_NPM},
+	    {"jwt", SCAN_V_JWT},
+	    {"private-key", SCAN_V_PRIVATE_KEY},
+	    {"openssh-private-key", SCAN_V_PRIVATE_KEY},
+	    {"putty-private-key", SCAN_V_PRIVATE_KEY},
+	    {"certificate", SCAN_V_CERTIFICATE},
 	};
 
 	if (!name || !*name)
@@ -121,7 +121,7 @@ static int b32val(int c)
 int scan_aws_account_id(const char *s, size_t len, uint64_t *account)
 {
 	static const char *const pfx[] = {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA",
-					  "ANPA", "ANVA", "APKA", "AROA", "ASCA", NULL};
+	                                  "ANPA", "ANVA", "APKA", "AROA", "ASCA", NULL};
 	uint64_t bits = 0;
 	bool known = false;
 
@@ -153,10 +153,11 @@ static void validate_aws(const char *s, size_t len, struct scan_validation *v)
 		v->verdict = -1;
 		scan_buf_puts(&v->why, "not a well-formed AWS access key id");
 	} else if (rc == 0) {
-		scan_buf_puts(&v->why, "well-formed AWS access key id (older format, no account id)");
+		scan_buf_puts(&v->why,
+		              "well-formed AWS access key id (older format, no account id)");
 	} else {
 		scan_buf_printf(&v->why, "well-formed AWS access key id, account %012llu",
-				(unsigned long long)acct);
+		                (unsigned long long)acct);
 	}
 }
 
@@ -247,7 +248,7 @@ static void pick_block(const char **s, size_t *n, const char *match, size_t mlen
 }
 
 void scan_validate(enum scan_validator kind, const char *secret, size_t slen, const char *match,
-		   size_t mlen, struct scan_validation *v)
+                   size_t mlen, struct scan_validation *v)
 {
 	switch (kind) {
 	case SCAN_V_AWS_KEY_ID:

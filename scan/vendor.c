@@ -18,7 +18,7 @@
 #include <openssl/evp.h>
 
 struct ventry {
-	char *path; /* NULL: empty slot */
+	char *path;      /* NULL: empty slot */
 	const char *pkg; /* interned in pkgs */
 	uint8_t sum[20];
 	uint8_t sumlen; /* 16 md5, 20 sha1 */
@@ -102,7 +102,8 @@ static const char *intern(struct scan_vendor *v, const char *pkg, size_t n)
 {
 	char **np;
 
-	if (v->npkgs && strlen(v->pkgs[v->npkgs - 1]) == n && !memcmp(v->pkgs[v->npkgs - 1], pkg, n))
+	if (v->npkgs && strlen(v->pkgs[v->npkgs - 1]) == n &&
+	    !memcmp(v->pkgs[v->npkgs - 1], pkg, n))
 		return v->pkgs[v->npkgs - 1];
 	np = realloc(v->pkgs, (v->npkgs + 1) * sizeof(*np));
 	if (!np)
@@ -114,7 +115,7 @@ static const char *intern(struct scan_vendor *v, const char *pkg, size_t n)
 }
 
 static int add(struct scan_vendor *v, const char *pkg, const char *path, size_t plen,
-	       const uint8_t *sum, size_t sumlen)
+               const uint8_t *sum, size_t sumlen)
 {
 	struct ventry *e;
 
@@ -147,7 +148,7 @@ static int hexval(int c)
 }
 
 int scan_vendor_add_dpkg_md5sums(struct scan_vendor *v, const char *package, const void *data,
-				 size_t len, struct scan_err *e)
+                                 size_t len, struct scan_err *e)
 {
 	const char *p = data, *end = p + len, *pkg;
 	int rc;
@@ -180,7 +181,7 @@ int scan_vendor_add_dpkg_md5sums(struct scan_vendor *v, const char *package, con
 }
 
 int scan_vendor_add_apk_installed(struct scan_vendor *v, const void *data, size_t len,
-				  struct scan_err *e)
+                                  struct scan_err *e)
 {
 	const char *p = data, *end = p + len, *pkg = NULL;
 	char dir[4096] = "", file[4096] = "";
@@ -204,13 +205,13 @@ int scan_vendor_add_apk_installed(struct scan_vendor *v, const void *data, size_
 				memcpy(file, p + 2, vl);
 				file[vl] = '\0';
 			} else if (p[0] == 'Z' && pkg && file[0] && l > 4 && p[2] == 'Q' &&
-				   p[3] == '1') {
+			           p[3] == '1') {
 				uint8_t sha1[32];
 				char path[8200];
 
 				if (scan_base64_decode(p + 4, l - 4, sha1, sizeof(sha1)) == 20) {
-					snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "",
-						 file);
+					snprintf(path, sizeof(path), "%s%s%s", dir,
+					         dir[0] ? "/" : "", file);
 					if ((rc = add(v, pkg, path, strlen(path), sha1, 20)))
 						return scan_err_set(e, rc, "out of memory");
 				}
@@ -225,7 +226,7 @@ int scan_vendor_add_apk_installed(struct scan_vendor *v, const void *data, size_
 }
 
 int scan_vendor_add_db_file(struct scan_vendor *v, const char *path, const void *data, size_t len,
-			    struct scan_err *e)
+                            struct scan_err *e)
 {
 	size_t pl = strlen(path), bl;
 	const char *p = norm(path, &pl), *base;
@@ -249,7 +250,7 @@ int scan_vendor_add_db_file(struct scan_vendor *v, const char *path, const void 
 }
 
 const char *scan_vendor_match(const struct scan_vendor *v, const char *path, const void *data,
-			      size_t len)
+                              size_t len)
 {
 	size_t pl;
 	const struct ventry *e;

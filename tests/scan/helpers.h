@@ -30,8 +30,8 @@ static inline struct scan_rules *load_rules(const char *path)
 }
 
 static inline struct scan_results *scan_text_opt(const struct scan_rules *rules,
-						 const struct scan_options *opt, const char *path,
-						 const void *text, size_t len)
+                                                 const struct scan_options *opt, const char *path,
+                                                 const void *text, size_t len)
 {
 	struct scan_scanner *s = NULL;
 	struct scan_results *res = NULL;
@@ -52,7 +52,7 @@ static inline struct scan_results *scan_text_opt(const struct scan_rules *rules,
 }
 
 static inline struct scan_results *scan_text(const struct scan_rules *rules, const char *path,
-					     const char *text)
+                                             const char *text)
 {
 	return scan_text_opt(rules, NULL, path, text, strlen(text));
 }

@@ -37,7 +37,7 @@ static char *self_signed(EVP_PKEY *pk)
 	X509_gmtime_adj(X509_getm_notBefore(x), 0);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"cache.test", -1,
-				   -1, 0);
+	                           -1, 0);
 	X509_set_subject_name(x, nm);
 	X509_set_issuer_name(x, nm);
 	X509_set_pubkey(x, pk);
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 	scan_results_finish(all);
 	CHECK(scan_results_count(all) == 2, "token from the cache + key");
 	CHECK(find_rule(all, "private-key") && find_rule(all, "private-key")->cert_subject &&
-		      strstr(find_rule(all, "private-key")->cert_subject, "cache.test"),
+	          strstr(find_rule(all, "private-key")->cert_subject, "cache.test"),
 	      "the key links to the cached certificate");
 
 	/* round trip: identical report */
@@ -118,14 +118,15 @@ int main(int argc, char **argv)
 
 	static char stale[] = "{\"strata-scan-cache\":1,\"engine\":\"other/0\"}\n";
 	static char damaged[] = "{\"strata-scan-cache\":1,\"engine\":\"" SCAN_ENGINE_VERSION "\"}\n"
-				"{\"rule\":1}\n";
+	                        "{\"rule\":1}\n";
 
 	f = fmemopen(stale, strlen(stale), "r");
 	CHECK(scan_results_load(f, scan_results_add, again, &e) == -ESTALE,
 	      "other engine version: -ESTALE");
 	fclose(f);
 	f = fmemopen(damaged, strlen(damaged), "r");
-	CHECK(scan_results_load(f, scan_results_add, again, &e) == -EINVAL, "damaged line: -EINVAL");
+	CHECK(scan_results_load(f, scan_results_add, again, &e) == -EINVAL,
+	      "damaged line: -EINVAL");
 	fclose(f);
 
 	scan_results_free(layer1);

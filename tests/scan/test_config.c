@@ -34,18 +34,18 @@ int main(int argc, char **argv)
 	make_token("npm_", 23, t3);
 	make_token("ghs_", 24, t4);
 	snprintf(json, sizeof(json),
-		 "{\"architecture\":\"amd64\",\"config\":{"
-		 "\"Env\":[\"PATH=/usr/bin\",\"GITHUB_TOKEN=%s\"],"
-		 "\"Cmd\":[\"/bin/sh\",\"-c\",\"curl -H 'Authorization: token %s' x\"],"
-		 "\"Entrypoint\":[\"run\",\"DB_PASSWORD=Tq8vR2mLz9pWx4k\"],"
-		 "\"Labels\":{\"org.example.npm\":\"%s\"}},"
-		 "\"history\":["
-		 "{\"created_by\":\"/bin/sh -c #(nop) ADD file:abc in / \"},"
-		 "{\"created_by\":\"/bin/sh -c #(nop) ENV X=1\",\"empty_layer\":true},"
-		 "{\"created_by\":\"RUN /bin/sh -c echo hi\"},"
-		 "{\"created_by\":\"ARG TOKEN=%s\",\"empty_layer\":true},"
-		 "{\"created_by\":\"RUN /bin/sh -c git clone https://%s@github.com/o/r\"}]}",
-		 t1, t2, t3, t4, t1);
+	         "{\"architecture\":\"amd64\",\"config\":{"
+	         "\"Env\":[\"PATH=/usr/bin\",\"GITHUB_TOKEN=%s\"],"
+	         "\"Cmd\":[\"/bin/sh\",\"-c\",\"curl -H 'Authorization: token %s' x\"],"
+	         "\"Entrypoint\":[\"run\",\"DB_PASSWORD=Tq8vR2mLz9pWx4k\"],"
+	         "\"Labels\":{\"org.example.npm\":\"%s\"}},"
+	         "\"history\":["
+	         "{\"created_by\":\"/bin/sh -c #(nop) ADD file:abc in / \"},"
+	         "{\"created_by\":\"/bin/sh -c #(nop) ENV X=1\",\"empty_layer\":true},"
+	         "{\"created_by\":\"RUN /bin/sh -c echo hi\"},"
+	         "{\"created_by\":\"ARG TOKEN=%s\",\"empty_layer\":true},"
+	         "{\"created_by\":\"RUN /bin/sh -c git clone https://%s@github.com/o/r\"}]}",
+	         t1, t2, t3, t4, t1);
 	scan_results_new(&res);
 	scan_scanner_new(&s, rules, NULL, NULL);
 	rc = scan_config(s, &t, json, strlen(json), scan_results_add, res, &e);
@@ -55,11 +55,11 @@ int main(int argc, char **argv)
 	CHECK(f && !strcmp(f->rule_id, "github-token") && !strcmp(f->secret, t1),
 	      "config.Env[1]: GitHub token");
 	CHECK(f && !strcmp(f->visibility, "config") && f->layer == -1 &&
-		      !strcmp(f->layer_digest, "sha256:cafe"),
+	          !strcmp(f->layer_digest, "sha256:cafe"),
 	      "visibility config, no layer, caller's fields carried");
 	CHECK(at(res, "config.Cmd[2]") != NULL, "config.Cmd[2]");
-	CHECK(at(res, "config.Entrypoint[1]") && !strcmp(at(res, "config.Entrypoint[1]")->rule_id,
-							  "generic-password"),
+	CHECK(at(res, "config.Entrypoint[1]") &&
+	          !strcmp(at(res, "config.Entrypoint[1]")->rule_id, "generic-password"),
 	      "config.Entrypoint[1]: password");
 	CHECK(at(res, "config.Labels.org.example.npm") != NULL, "config.Labels.KEY");
 	f = at(res, "history[3].created_by");
@@ -71,10 +71,10 @@ int main(int argc, char **argv)
 
 	scan_results_new(&res);
 	CHECK(scan_config(s, NULL, "{not json", 9, scan_results_add, res, &e) == -EINVAL &&
-		      e.msg[0],
+	          e.msg[0],
 	      "bad JSON: -EINVAL with a message (%s)", e.msg);
 	CHECK(scan_config(s, NULL, "{}", 2, scan_results_add, res, &e) == 0 &&
-		      scan_results_count(res) == 0,
+	          scan_results_count(res) == 0,
 	      "empty config: nothing");
 	scan_results_free(res);
 	scan_scanner_free(s);

@@ -73,7 +73,7 @@ static struct scan_rules *rules;
 static char tok[64], props[256];
 
 static struct scan_results *scan_limits_(const char *path, const void *d, size_t n,
-					 const struct scan_limits *lim)
+                                         const struct scan_limits *lim)
 {
 	struct scan_options opt = {.limits = lim};
 
@@ -83,8 +83,8 @@ static struct scan_results *scan_limits_(const char *path, const void *d, size_t
 static void test_jar_in_tgz(void)
 {
 	struct member jm[] = {
-		{"META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n", 22},
-		{"conf/app.properties", props, strlen(props)},
+	    {"META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n", 22},
+	    {"conf/app.properties", props, strlen(props)},
 	};
 	size_t jarlen, tgzlen;
 	void *jar = make_archive("zip", jm, 2, &jarlen);
@@ -96,8 +96,8 @@ static void test_jar_in_tgz(void)
 
 	res = scan_text_opt(rules, NULL, "opt/app.jar", jar, jarlen);
 	f = find_rule(res, "github-token");
-	CHECK(f && !strcmp(f->path, "opt/app.jar!/conf/app.properties"),
-	      "zip member found: %s", f ? f->path : "-");
+	CHECK(f && !strcmp(f->path, "opt/app.jar!/conf/app.properties"), "zip member found: %s",
+	      f ? f->path : "-");
 	CHECK(f && f->line == 2 && f->confidence == SCAN_CONF_CONFIRMED,
 	      "line inside the member, confirmed");
 	scan_results_free(res);
@@ -170,12 +170,14 @@ static void test_gz_and_bounds(void)
 
 	/* a tar whose first member is large: the next member is still reached */
 	{
-		struct member m[] = {{"big.bin", big, 2 << 20}, {"small.txt", props, strlen(props)}};
+		struct member m[] = {{"big.bin", big, 2 << 20},
+		                     {"small.txt", props, strlen(props)}};
 		void *tar = make_archive("tar", m, 2, &tlen);
 
 		res = scan_text_opt(rules, NULL, "t.tar", tar, tlen);
 		f = find_rule(res, "github-token");
-		CHECK(f && !strcmp(f->path, "t.tar!/small.txt"), "tar member after a big one found");
+		CHECK(f && !strcmp(f->path, "t.tar!/small.txt"),
+		      "tar member after a big one found");
 		scan_results_free(res);
 		free(tar);
 	}
@@ -186,7 +188,8 @@ static void test_gz_and_bounds(void)
 
 		snprintf(fake, sizeof(fake), "PK\x03\x04garbage %s", props);
 		res = scan_text(rules, "weird.bin", fake);
-		CHECK(find_rule(res, "github-token") && scan_results_stats(res)->archive_errors >= 1,
+		CHECK(find_rule(res, "github-token") &&
+		          scan_results_stats(res)->archive_errors >= 1,
 		      "damaged archive: raw scan, error counted");
 		scan_results_free(res);
 	}

@@ -54,7 +54,7 @@ static void test_classic(void)
 	qsort(got.v, got.n, sizeof(got.v[0]), cmp_hit);
 	CHECK(got.n == 3, "ushers: 3 hits (%zu)", got.n);
 	CHECK(got.n == 3 && got.v[0].rule == 0 && got.v[0].s == 2 && got.v[1].rule == 1 &&
-		      got.v[1].s == 1 && got.v[2].rule == 3 && got.v[2].s == 2 && got.v[2].e == 6,
+	          got.v[1].s == 1 && got.v[2].rule == 3 && got.v[2].s == 2 && got.v[2].e == 6,
 	      "he@2, she@1, hers@2..6");
 	scan_prefilter_free(pf);
 }
@@ -99,17 +99,16 @@ static void test_random(void)
 	CHECK(all_ok, "Aho-Corasick equals a naive case-insensitive search on 50 random sets");
 }
 
-static const char gated_rules[] =
-	"rules:\n"
-	"  - id: gated\n"
-	"    title: gated\n"
-	"    severity: HIGH\n"
-	"    keywords: [tok_]\n"
-	"    regex: 'tok_[a-z]{8}|zzz[0-9]{6}'\n"
-	"  - id: ungated\n"
-	"    title: no keywords\n"
-	"    severity: LOW\n"
-	"    regex: 'qqq[0-9]{6}'\n";
+static const char gated_rules[] = "rules:\n"
+                                  "  - id: gated\n"
+                                  "    title: gated\n"
+                                  "    severity: HIGH\n"
+                                  "    keywords: [tok_]\n"
+                                  "    regex: 'tok_[a-z]{8}|zzz[0-9]{6}'\n"
+                                  "  - id: ungated\n"
+                                  "    title: no keywords\n"
+                                  "    severity: LOW\n"
+                                  "    regex: 'qqq[0-9]{6}'\n";
 
 static void test_engine(void)
 {

@@ -37,12 +37,14 @@ static void test_redaction(void)
 	const struct scan_finding *f;
 	char *out;
 
-	snprintf(text, sizeof(text), "line one\n# token below\nexport GH_TOKEN=%s # ci\nlast\n", tok);
+	snprintf(text, sizeof(text), "line one\n# token below\nexport GH_TOKEN=%s # ci\nlast\n",
+	         tok);
 	r = scan_text(rules, "app/deploy.sh", text);
 	f = find_rule(r, "github-token");
 	CHECK(f && !strcmp(f->redacted, "ghp_\u2026(40)"), "redacted: %s", f ? f->redacted : "-");
-	CHECK(f && !strstr(f->context, tok) && strstr(f->context, "export GH_TOKEN=ghp_\u2026(40) # ci") &&
-		      strstr(f->context, "# token below") && strstr(f->context, "last"),
+	CHECK(f && !strstr(f->context, tok) &&
+	          strstr(f->context, "export GH_TOKEN=ghp_\u2026(40) # ci") &&
+	          strstr(f->context, "# token below") && strstr(f->context, "last"),
 	      "context: lines around, secret redacted:\n%s", f ? f->context : "-");
 	CHECK(f && strstr(f->context_raw, tok), "raw context keeps the secret");
 	snprintf(in, sizeof(in), "github-token%c%s%capp/deploy.sh", 0, tok, 0);
@@ -54,20 +56,20 @@ static void test_redaction(void)
 	out = report(r, 0, false, false);
 	CHECK(!strstr(out, tok), "JSONL: no secret by default");
 	static const char head[] =
-		"{\"rule\":\"github-token\",\"title\":\"GitHub token\",\"category\":\"GitHub\","
-		"\"severity\":\"CRITICAL\",\"confidence\":\"confirmed\",\"visibility\":\"live\","
-		"\"layer\":0,\"layer_digest\":null,\"created_by\":null,\"path\":\"app/deploy.sh\",";
-	CHECK(!strncmp(out, head, sizeof(head) - 1),
-	      "JSONL: fixed key order: %.160s", out);
-	CHECK(strstr(out, "\"match\":\"ghp_\\u2026(40)\"") && strstr(out, "\"line\":3,\"column\":17"),
+	    "{\"rule\":\"github-token\",\"title\":\"GitHub token\",\"category\":\"GitHub\","
+	    "\"severity\":\"CRITICAL\",\"confidence\":\"confirmed\",\"visibility\":\"live\","
+	    "\"layer\":0,\"layer_digest\":null,\"created_by\":null,\"path\":\"app/deploy.sh\",";
+	CHECK(!strncmp(out, head, sizeof(head) - 1), "JSONL: fixed key order: %.160s", out);
+	CHECK(strstr(out, "\"match\":\"ghp_\\u2026(40)\"") &&
+	          strstr(out, "\"line\":3,\"column\":17"),
 	      "JSONL: match and position");
 	free(out);
 	out = report(r, 0, true, false);
 	CHECK(strstr(out, tok) && strstr(out, "\"secret\":"), "JSONL --show-secrets prints it");
 	free(out);
 	out = report(r, 1, false, false);
-	CHECK(strstr(out, "github-token") && strstr(out, "app/deploy.sh:3:17") && !strstr(out, tok) &&
-		      !strstr(out, "\033["),
+	CHECK(strstr(out, "github-token") && strstr(out, "app/deploy.sh:3:17") &&
+	          !strstr(out, tok) && !strstr(out, "\033["),
 	      "text table, no colour unless asked:\n%s", out);
 	free(out);
 	out = report(r, 1, false, true);
@@ -102,7 +104,8 @@ static void test_filters(void)
 	CHECK(n == 3, "3 findings (%zu)", n);
 	fd = mkstemp(path);
 	f = fdopen(fd, "w");
-	fprintf(f, "# reviewed, rotated\n  %s   # the first token\n\n", find_rule(r, "github-token")->fingerprint);
+	fprintf(f, "# reviewed, rotated\n  %s   # the first token\n\n",
+	        find_rule(r, "github-token")->fingerprint);
 	fclose(f);
 	CHECK(scan_ignore_load_file(&ign, path, NULL) == 0, "ignore file loads");
 	CHECK(scan_results_filter(r, SCAN_CONF_LIKELY, ign) == 2 && scan_results_count(r) == 1,
@@ -173,13 +176,13 @@ static void test_order(void)
 
 		make_token("ghp_", 300 + (unsigned)i, t);
 		snprintf(tmpl.texts[i], sizeof(tmpl.texts[i]), "x\ny=%s z=%s\n", t,
-			 i % 2 ? "AKIAZ7V4SEH2KVJ72CEU" : "none");
+		         i % 2 ? "AKIAZ7V4SEH2KVJ72CEU" : "none");
 	}
 	a = run_threads(&tmpl, false);
 	b = run_threads(&tmpl, true);
 	CHECK(a && b && !strcmp(a, b) && strlen(a) > 100, "two threaded runs: identical output");
 	CHECK(strstr(a, "\"layer\":0") < strstr(a, "\"layer\":1") &&
-		      strstr(a, "\"layer\":1") < strstr(a, "\"layer\":2"),
+	          strstr(a, "\"layer\":1") < strstr(a, "\"layer\":2"),
 	      "sorted by layer first");
 	free(a);
 	free(b);
@@ -198,18 +201,20 @@ static void test_vendor(void)
 	snprintf(text, sizeof(text), "TEST_TOKEN = '%s'\n", tok);
 	EVP_Digest(text, strlen(text), md, &l, EVP_md5(), NULL);
 	scan_hex(md, 16, hex);
-	snprintf(md5sums, sizeof(md5sums),
-		 "0123456789abcdef0123456789abcdef  usr/bin/tool\n%s  usr/lib/python3/tool/conf.py\n",
-		 hex);
+	snprintf(
+	    md5sums, sizeof(md5sums),
+	    "0123456789abcdef0123456789abcdef  usr/bin/tool\n%s  usr/lib/python3/tool/conf.py\n",
+	    hex);
 	scan_vendor_new(&v);
 	CHECK(scan_vendor_add_db_file(v, "/var/lib/dpkg/info/python3-tool:amd64.md5sums", md5sums,
-				      strlen(md5sums), NULL) == 1,
+	                              strlen(md5sums), NULL) == 1,
 	      "dpkg md5sums recognised by path");
 	CHECK(scan_vendor_count(v) == 2, "2 files listed");
 	opt.vendor = v;
 	r = scan_text_opt(rules, &opt, "/usr/lib/python3/tool/conf.py", text, strlen(text));
 	f = find_rule(r, "github-token");
-	CHECK(f && f->confidence == SCAN_CONF_EXAMPLE && strstr(f->why, "vendor: package python3-tool"),
+	CHECK(f && f->confidence == SCAN_CONF_EXAMPLE &&
+	          strstr(f->why, "vendor: package python3-tool"),
 	      "unmodified package file: example, names the package (%s)", f ? f->why : "-");
 	scan_results_free(r);
 	text[0] = 'X';
@@ -223,9 +228,9 @@ static void test_vendor(void)
 	EVP_Digest(text, strlen(text), md, &l, EVP_sha1(), NULL);
 	EVP_EncodeBlock((unsigned char *)sha1b64, md, 20);
 	snprintf(apk, sizeof(apk),
-		 "P:musl\nV:1.2\nF:lib\nR:ld-musl.so\nZ:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
-		 "P:py3-tool\nV:2.0\nF:usr/lib/py3/tool\nR:conf.py\nZ:Q1%s\n\n",
-		 sha1b64);
+	         "P:musl\nV:1.2\nF:lib\nR:ld-musl.so\nZ:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+	         "P:py3-tool\nV:2.0\nF:usr/lib/py3/tool\nR:conf.py\nZ:Q1%s\n\n",
+	         sha1b64);
 	CHECK(scan_vendor_add_db_file(v, "lib/apk/db/installed", apk, strlen(apk), NULL) == 1,
 	      "apk installed db recognised");
 	r = scan_text_opt(rules, &opt, "usr/lib/py3/tool/conf.py", text, strlen(text));
@@ -242,14 +247,14 @@ static void test_vendor(void)
 	scan_results_free(r);
 	r = scan_text(rules, "app/.env.example", text);
 	CHECK(find_rule(r, "github-token") &&
-		      find_rule(r, "github-token")->confidence == SCAN_CONF_EXAMPLE,
+	          find_rule(r, "github-token")->confidence == SCAN_CONF_EXAMPLE,
 	      ".env.example: example");
 	scan_results_free(r);
 	CHECK(!scan_is_example_path("srv/latest/contest.txt"), "contest is no test dir");
 	CHECK(scan_example_value("your-api-key-here", 17) && scan_example_value("<token>", 7) &&
-		      scan_example_value("xxxxxxxxxxxxxxxx", 16) &&
-		      scan_example_value("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", 40) &&
-		      !scan_example_value(tok, 40),
+	          scan_example_value("xxxxxxxxxxxxxxxx", 16) &&
+	          scan_example_value("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", 40) &&
+	          !scan_example_value(tok, 40),
 	      "placeholder values");
 }
 

@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 			n = scan_rules_examples(rules, i, want, &ex);
 			for (size_t k = 0; k < n; k++) {
 				struct scan_results *r;
-				struct scan_target t = {.path = "srv/app/settings.conf", .layer = 0};
+				struct scan_target t = {.path = "srv/app/settings.conf",
+				                        .layer = 0};
 				bool got;
 
 				scan_results_new(&r);
@@ -65,7 +66,8 @@ int main(int argc, char **argv)
 				scan_results_finish(r);
 				got = has(r, info.id, want ? SCAN_CONF_EXAMPLE : SCAN_CONF_LIKELY);
 				CHECK(want ? got : !got, "%s: %s example %zu %s", info.id,
-				      want ? "match" : "nomatch", k, want ? "found" : "not reported");
+				      want ? "match" : "nomatch", k,
+				      want ? "found" : "not reported");
 				if (got != want)
 					printf("#   example: %.200s\n", ex[k]);
 				scan_results_free(r);

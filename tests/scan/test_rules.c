@@ -41,14 +41,15 @@ static void test_errors(void)
 	      "broken YAML: %s", e.msg);
 	CHECK(!r, "no rule set on error");
 	CHECK(load_str("rules:\n  - id: bad\n    regex: '(unclosed'\n", &r, &e) == -EINVAL &&
-		      strstr(e.msg, "rule bad") && strstr(e.msg, "regex"),
+	          strstr(e.msg, "rule bad") && strstr(e.msg, "regex"),
 	      "bad regex names the rule: %s", e.msg);
 	CHECK(load_str("rules:\n  - id: g\n    regex: 'x(?P<s>y)'\n    secret-group-name: t\n", &r,
-		       &e) == -EINVAL &&
-		      strstr(e.msg, "no group named"),
+	               &e) == -EINVAL &&
+	          strstr(e.msg, "no group named"),
 	      "missing group: %s", e.msg);
-	CHECK(load_str("rules:\n  - {id: a, regex: x}\n  - {id: a, regex: y}\n", &r, &e) == -EINVAL &&
-		      strstr(e.msg, "duplicate"),
+	CHECK(load_str("rules:\n  - {id: a, regex: x}\n  - {id: a, regex: y}\n", &r, &e) ==
+	              -EINVAL &&
+	          strstr(e.msg, "duplicate"),
 	      "duplicate id: %s", e.msg);
 	CHECK(load_str("rules:\n  - {id: a, regex: x, severity: HUGE}\n", &r, &e) == -EINVAL,
 	      "bad severity: %s", e.msg);
@@ -59,29 +60,29 @@ static void test_errors(void)
 
 /* A file in trivy's documented custom-secret format, with keys strata ignores. */
 static const char trivy_yaml[] =
-	"rules:\n"
-	"  - id: rule1\n"
-	"    category: general\n"
-	"    title: Generic Rule\n"
-	"    severity: HIGH\n"
-	"    path: .*\\.sh\n"
-	"    keywords:\n"
-	"      - secret\n"
-	"    regex: (?i)(?P<key>(secret))(=|:).{0,5}['\"](?P<secret>[0-9a-zA-Z\\-_=]{8,64})['\"]\n"
-	"    secret-group-name: secret\n"
-	"    allow-rules:\n"
-	"      - id: skip-text\n"
-	"        description: skip text files\n"
-	"        path: .*\\.txt\n"
-	"    future-key: ignored\n"
-	"enable-builtin-rules:\n"
-	"  - aws-access-key-id\n"
-	"disable-rules:\n"
-	"  - slack-access-token\n"
-	"allow-rules:\n"
-	"  - id: social-security-number\n"
-	"    description: skip social security number\n"
-	"    regex: 219-09-9999\n";
+    "rules:\n"
+    "  - id: rule1\n"
+    "    category: general\n"
+    "    title: Generic Rule\n"
+    "    severity: HIGH\n"
+    "    path: .*\\.sh\n"
+    "    keywords:\n"
+    "      - secret\n"
+    "    regex: (?i)(?P<key>(secret))(=|:).{0,5}['\"](?P<secret>[0-9a-zA-Z\\-_=]{8,64})['\"]\n"
+    "    secret-group-name: secret\n"
+    "    allow-rules:\n"
+    "      - id: skip-text\n"
+    "        description: skip text files\n"
+    "        path: .*\\.txt\n"
+    "    future-key: ignored\n"
+    "enable-builtin-rules:\n"
+    "  - aws-access-key-id\n"
+    "disable-rules:\n"
+    "  - slack-access-token\n"
+    "allow-rules:\n"
+    "  - id: social-security-number\n"
+    "    description: skip social security number\n"
+    "    regex: 219-09-9999\n";
 
 static void test_trivy_format(void)
 {
@@ -96,7 +97,7 @@ static void test_trivy_format(void)
 		return;
 	CHECK(scan_rules_count(r) == 1, "one rule");
 	CHECK(scan_rules_find(r, "rule1", &info) == 0 && !strcmp(info.title, "Generic Rule") &&
-		      !strcmp(info.category, "general") && info.severity == SCAN_SEV_HIGH,
+	          !strcmp(info.category, "general") && info.severity == SCAN_SEV_HIGH,
 	      "lookup by id: title, category, severity");
 	res = scan_text(r, "deploy/run.sh", "export secret='Zq7Xp2Lm9Kt4'\n");
 	f = find_rule(res, "rule1");

@@ -14,11 +14,11 @@ int main(int argc, char **argv)
 	struct scan_report_options ro = {0};
 	char tok[64], tok2[64], text[256], cfg[512];
 	struct scan_target t = {.path = "srv/app dir/#conf%.env",
-				.visibility = "deleted",
-				.layer = 2,
-				.layer_digest = "sha256:0123",
-				.created_by = "COPY . /srv",
-				.view_path = "layers/02/srv/app dir/#conf%.env"};
+	                        .visibility = "deleted",
+	                        .layer = 2,
+	                        .layer_digest = "sha256:0123",
+	                        .created_by = "COPY . /srv",
+	                        .view_path = "layers/02/srv/app dir/#conf%.env"};
 	FILE *out;
 	size_t n;
 
@@ -37,8 +37,9 @@ int main(int argc, char **argv)
 	t.view_path = NULL;
 	t.visibility = "live";
 	scan_buffer(s, &t, text, strlen(text), scan_results_add, res);
-	snprintf(cfg, sizeof(cfg), "{\"config\":{\"Env\":[\"T=%s\"]},\"history\":[{\"created_by\":\"ENV N=%s\"}]}",
-		 tok, tok2);
+	snprintf(cfg, sizeof(cfg),
+	         "{\"config\":{\"Env\":[\"T=%s\"]},\"history\":[{\"created_by\":\"ENV N=%s\"}]}",
+	         tok, tok2);
 	scan_config(s, NULL, cfg, strlen(cfg), scan_results_add, res, NULL);
 	scan_results_finish(res);
 	out = fopen(argv[2], "w");

@@ -28,11 +28,11 @@ static char *pem_key(EVP_PKEY *pk, int traditional, const EVP_CIPHER *enc)
 	BIO *b = BIO_new(BIO_s_mem());
 
 	if (traditional)
-		PEM_write_bio_PrivateKey_traditional(b, pk, enc, (unsigned char *)(enc ? "pw" : NULL),
-						     enc ? 2 : 0, NULL, NULL);
+		PEM_write_bio_PrivateKey_traditional(
+		    b, pk, enc, (unsigned char *)(enc ? "pw" : NULL), enc ? 2 : 0, NULL, NULL);
 	else
 		PEM_write_bio_PrivateKey(b, pk, enc, (unsigned char *)(enc ? "pw" : NULL),
-					 enc ? 2 : 0, NULL, NULL);
+		                         enc ? 2 : 0, NULL, NULL);
 	return bio_text(b);
 }
 
@@ -94,7 +94,8 @@ static void test_aws(void)
 	const struct scan_finding *f;
 
 	/* Published by Tal Be'ery's note on AWS key ids: decodes to 609629065308. */
-	CHECK(scan_aws_account_id("ASIAY34FZKBOKMUTVV7A", 20, &acct) == 1 && acct == 609629065308ull,
+	CHECK(scan_aws_account_id("ASIAY34FZKBOKMUTVV7A", 20, &acct) == 1 &&
+	          acct == 609629065308ull,
 	      "account id decoded (%llu)", (unsigned long long)acct);
 	CHECK(scan_aws_account_id("AKIAIOSFODNN7EXAMPLE", 20, &acct) == 0,
 	      "older-format key id: well formed, no account");
@@ -118,24 +119,25 @@ static void test_jwt(void)
 	const struct scan_finding *f;
 
 	r = scan_text(rules, "srv/app.log",
-		      "Bearer eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJzdWIiOiAic3ZjLWJhY2t1cCIs"
-		      "ICJpc3MiOiAic3RyYXRhLXRlc3QiLCAiZXhwIjogMTg5MzQ1NjAwMH0.TJAMJTT1-NXa0IrleG6"
-		      "woopoDzp7O8QuKEh6D0JCk39\n");
+	              "Bearer eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJzdWIiOiAic3ZjLWJhY2t1cCIs"
+	              "ICJpc3MiOiAic3RyYXRhLXRlc3QiLCAiZXhwIjogMTg5MzQ1NjAwMH0.TJAMJTT1-NXa0IrleG6"
+	              "woopoDzp7O8QuKEh6D0JCk39\n");
 	f = find_rule(r, "jwt");
 	CHECK(f && f->confidence == SCAN_CONF_CONFIRMED, "decodable JWT is confirmed");
 	CHECK(f && strstr(f->why, "alg HS256") && strstr(f->why, "2030-01-01"),
 	      "why has alg and exp: %s", f ? f->why : "-");
 	scan_results_free(r);
 	/* header decodes to "{"alg"..." cut short: not JSON */
-	r = scan_text(rules, "srv/app.log",
-		      "eyJhbGciOiAiSFMyNTYiLCAidHlw.eyJzdWIiOiAic3ZjLWJhY2t1cCIs.TJAMJTT1-NXa0IrleG6w\n");
+	r = scan_text(
+	    rules, "srv/app.log",
+	    "eyJhbGciOiAiSFMyNTYiLCAidHlw.eyJzdWIiOiAic3ZjLWJhY2t1cCIs.TJAMJTT1-NXa0IrleG6w\n");
 	f = find_rule(r, "jwt");
 	CHECK(f && f->confidence == SCAN_CONF_EXAMPLE, "JWT that does not decode is not likely");
 	scan_results_free(r);
 }
 
 static void check_key(const char *what, const char *pem, enum scan_confidence want,
-		      const char *why_has, const char *spki)
+                      const char *why_has, const char *spki)
 {
 	struct scan_results *r = scan_text(rules, "home/app/.ssh/key", pem);
 	const struct scan_finding *f = find_rule(r, "private-key");
@@ -224,9 +226,10 @@ static void test_keys(void)
 	free(pem);
 	/* A damaged body: armour without a key inside is not confirmed. */
 	check_key("damaged PEM",
-		  "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
-		  "-----END RSA PRIVATE KEY-----\n",
-		  SCAN_CONF_LIKELY, "does not parse", NULL);
+	          "-----BEGIN RSA PRIVATE "
+	          "KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
+	          "-----END RSA PRIVATE KEY-----\n",
+	          SCAN_CONF_LIKELY, "does not parse", NULL);
 
 	/* OpenSSH: build an unencrypted openssh-key-v1 container for Ed25519. */
 	EVP_PKEY_get_raw_public_key(ed, pub, &pl);
@@ -285,11 +288,11 @@ static void test_keys(void)
 
 		EVP_EncodeBlock((unsigned char *)b64, blob, (int)bloblen);
 		snprintf(ppk, sizeof(ppk),
-			 "PuTTY-User-Key-File-2: ssh-ed25519\nEncryption: none\nComment: test\n"
-			 "Public-Lines: 2\n%.64s\n%s\nPrivate-Lines: 1\n"
-			 "AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n"
-			 "Private-MAC: 0123abcd0123abcd0123abcd0123abcd0123abcd\n",
-			 b64, b64 + 64);
+		         "PuTTY-User-Key-File-2: ssh-ed25519\nEncryption: none\nComment: test\n"
+		         "Public-Lines: 2\n%.64s\n%s\nPrivate-Lines: 1\n"
+		         "AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n"
+		         "Private-MAC: 0123abcd0123abcd0123abcd0123abcd0123abcd\n",
+		         b64, b64 + 64);
 		check_key("PuTTY", ppk, SCAN_CONF_CONFIRMED, fp, NULL);
 	}
 	EVP_PKEY_free(rsa);
@@ -346,7 +349,7 @@ static void test_cert_link(void)
 			CHECK(f->cert_subject && strstr(f->cert_subject, "CN=api.strata.example"),
 			      "key linked to its certificate");
 			CHECK(strstr(f->why, "matches certificate subject CN=api.strata.example") &&
-				      strstr(f->why, "etc/ssl/certs/api.pem"),
+			          strstr(f->why, "etc/ssl/certs/api.pem"),
 			      "why names the certificate: %s", f->why);
 			CHECK(f->cert_not_after && f->cert_not_after[0] == '2', "validity kept");
 		} else {
