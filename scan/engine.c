@@ -75,9 +75,10 @@ struct bufscan {
 	size_t *nl; /* offsets of '\n', built on first need */
 	size_t nnl;
 	bool nl_built;
-	struct seen *seen;
-	size_t nseen, capseen;
+	struct seen last; /* the previous accepted match */
+	bool have_last;
 	unsigned nfound;
+	unsigned ncontext;
 };
 
 int scan_scanner_new(struct scan_scanner **out, const struct scan_rules *rules,
@@ -197,6 +198,9 @@ static void add_window(struct bufscan *b, uint32_t rule, size_t hs, size_t he)
 	size_t s, e, lo;
 	const uint8_t *p;
 
+	/* Fast path: a hit well inside the last window (dense keywords). */
+	if (wl->n && hs <= wl->w[wl->n - 1].e && he + l->window_after <= wl->w[wl->n - 1].e)
+		return;
 	/* end: window_after past the hit, then to the end of that line (1 KiB at most) */
 	e = he + l->window_after < b->len ? he + l->window_after : b->len;
 	if (e < b->len) {
@@ -481,23 +485,17 @@ static const char *vendor_pkg(struct scan_ctx *c)
 	return c->vendor_pkg;
 }
 
+/*
+ * Windows of a rule are disjoint and scanned in order, so its matches come in
+ * increasing offsets: a duplicate (rule, offset, secret) can only be the
+ * previous match of the same rule.
+ */
 static bool seen_before(struct bufscan *b, uint32_t rule, size_t off, size_t len)
 {
-	for (size_t i = 0; i < b->nseen; i++)
-		if (b->seen[i].rule == rule && b->seen[i].off == off && b->seen[i].len == len)
-			return true;
-	if (b->nseen == b->capseen) {
-		size_t cap = b->capseen ? b->capseen * 2 : 16;
-		struct seen *n = realloc(b->seen, cap * sizeof(*n));
-
-		if (!n) {
-			b->oom = true;
-			return true;
-		}
-		b->seen = n;
-		b->capseen = cap;
-	}
-	b->seen[b->nseen++] = (struct seen){rule, off, len};
+	if (b->have_last && b->last.rule == rule && b->last.off == off && b->last.len == len)
+		return true;
+	b->last = (struct seen){rule, off, len};
+	b->have_last = true;
 	return false;
 }
 
@@ -519,6 +517,13 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 
 	if (!slen || c->rc)
 		return;
+	/* Past the bound, matches are counted, not examined: a file full of
+	 * matches costs no more than max_findings of them. */
+	if (r->context_only ? b->ncontext >= s->lim.max_findings
+	                    : b->nfound >= s->lim.max_findings) {
+		s->st.findings_dropped++;
+		return;
+	}
 	if (allowed_by(s, r->allow, r->nallow, b->path, secret, slen, match, me - ms) ||
 	    allowed_by(s, s->rules->allow, s->rules->nallow, b->path, secret, slen, match, me - ms))
 		return;
@@ -526,10 +531,6 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 		return;
 	if (seen_before(b, ri, ss, slen))
 		return;
-	if (!r->context_only && b->nfound >= s->lim.max_findings) {
-		s->st.findings_dropped++;
-		return;
-	}
 
 	scan_validate(r->validate, secret, slen, match, me - ms, &v);
 	example = v.verdict < 0;
@@ -586,6 +587,8 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 		if (!r->context_only) {
 			b->nfound++;
 			s->st.findings++;
+		} else {
+			b->ncontext++;
 		}
 		rc = c->cb ? c->cb(&f, c->opaque) : 0;
 		if (rc < 0)
@@ -671,7 +674,6 @@ out:
 	free(b.wins);
 	free(b.active);
 	free(b.nl);
-	free(b.seen);
 	return rc;
 }
 

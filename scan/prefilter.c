@@ -32,7 +32,7 @@ struct scan_prefilter {
 	size_t nkw, capkw;
 	uint8_t cls[256];
 	unsigned ncls;
-	uint32_t *delta; /* nstates * ncls */
+	uint32_t *delta; /* nstates * ncls: target * ncls, bit 31: has outputs */
 	size_t nstates;
 	uint32_t *out_start; /* nstates + 1 offsets into outs */
 	uint32_t *out_link;  /* next state with outputs on the failure chain */
@@ -173,6 +173,17 @@ int scan_prefilter_build(struct scan_prefilter *pf)
 			}
 		}
 	}
+	/* Premultiply: an edge holds the target's row offset (state * nc), with
+	 * bit 31 set when the target has outputs, so that the scan loop does one
+	 * load per byte and tests one bit. */
+	if ((uint64_t)nst * nc >= 1u << 31)
+		goto fail;
+	for (size_t i = 0; i < nst * nc; i++) {
+		uint32_t t = go[i];
+		bool out = ostart[t + 1] > ostart[t] || olink[t] != UINT32_MAX;
+
+		go[i] = t * nc | (out ? 1u << 31 : 0);
+	}
 	free(fail);
 	free(queue);
 	free(term);
@@ -201,14 +212,15 @@ void scan_prefilter_run(const struct scan_prefilter *pf, const uint8_t *d, size_
 {
 	const uint32_t *delta = pf->delta;
 	const uint8_t *cls = pf->cls;
-	unsigned nc = pf->ncls;
-	uint32_t s = 0;
+	uint32_t v = 0, nc = pf->ncls;
 
 	if (!pf->built || !pf->nkw)
 		return;
 	for (size_t i = 0; i < len; i++) {
-		s = delta[s * nc + cls[d[i]]];
-		for (uint32_t o = s; o != UINT32_MAX; o = pf->out_link[o]) {
+		v = delta[(v & 0x7fffffffu) + cls[d[i]]];
+		if (__builtin_expect(!(v >> 31), 1))
+			continue;
+		for (uint32_t o = (v & 0x7fffffffu) / nc; o != UINT32_MAX; o = pf->out_link[o]) {
 			for (uint32_t k = pf->out_start[o]; k < pf->out_start[o + 1]; k++)
 				cb(pf->outs[k].rule, i + 1 - pf->outs[k].len, i + 1, opaque);
 		}
