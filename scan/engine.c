@@ -1,0 +1,722 @@
+/*
+ * engine: the scanner proper. One pass over a buffer runs the keyword
+ * prefilter for all rules at once; each rule's regex then runs only in the
+ * windows around its keyword hits (from the line before the hit, bounded by
+ * window_before, to window_after past it, extended to the end of that line),
+ * overlapping windows merged. Rules without keywords scan the whole buffer.
+ * PCRE2 match and depth limits bound every regex run, so a hostile file can
+ * slow a scan by a constant factor at most.
+ *
+ * Each match then passes the allow rules, the entropy floor, deduplication
+ * per (rule, secret, offset) and validation, and becomes a finding with a
+ * confidence, a line/column, redacted context and a fingerprint, handed to the
+ * caller's callback. Archives found inside the buffer are opened by nested.c,
+ * which comes back here for each member.
+ */
+#include "scan_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct scan_scanner {
+	const struct scan_rules *rules;
+	struct scan_limits lim;
+	const struct scan_vendor *vendor;
+	bool no_nested;
+	bool ignore_path_filters;
+	pcre2_match_data *md;
+	pcre2_match_data *md1; /* for path and allow regexes */
+	pcre2_match_context *mctx;
+	pcre2_jit_stack *jit;
+	struct scan_stats st;
+};
+
+/* One top-level scan_buffer call; members of nested archives share it. */
+struct scan_ctx {
+	struct scan_scanner *s;
+	const struct scan_target *where;
+	scan_finding_cb cb;
+	void *opaque;
+	int rc; /* the callback's error, which stops the scan */
+	/* vendor content is decided on the top-level file, once, lazily */
+	const void *top_data;
+	size_t top_len;
+	const char *top_path;
+	int vendor_state; /* 0 unknown, 1 vendor, -1 not */
+	const char *vendor_pkg;
+	uint64_t expanded; /* bytes expanded from archives so far */
+};
+
+struct win {
+	size_t s, e;
+};
+
+struct wlist {
+	struct win *w;
+	size_t n, cap;
+};
+
+struct seen {
+	uint32_t rule;
+	size_t off, len;
+};
+
+/* State of one buffer (a file or an archive member). */
+struct bufscan {
+	struct scan_ctx *c;
+	const char *path;
+	const uint8_t *d;
+	size_t len;
+	bool *active;
+	struct wlist *wins;
+	bool oom;
+	size_t *nl; /* offsets of '\n', built on first need */
+	size_t nnl;
+	bool nl_built;
+	struct seen last; /* the previous accepted match */
+	bool have_last;
+	unsigned nfound;
+	unsigned ncontext;
+};
+
+int scan_scanner_new(struct scan_scanner **out, const struct scan_rules *rules,
+                     const struct scan_options *opt, struct scan_err *e)
+{
+	struct scan_scanner *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (!s)
+		return scan_err_set(e, -ENOMEM, "out of memory");
+	s->rules = rules;
+	if (opt && opt->limits)
+		s->lim = *opt->limits;
+	else
+		scan_limits_default(&s->lim);
+	if (opt) {
+		s->vendor = opt->vendor;
+		s->no_nested = opt->no_nested;
+		s->ignore_path_filters = opt->ignore_path_filters;
+	}
+	s->md = pcre2_match_data_create(rules->max_groups + 1, NULL);
+	s->md1 = pcre2_match_data_create(1, NULL);
+	s->mctx = pcre2_match_context_create(NULL);
+	s->jit = pcre2_jit_stack_create(32 << 10, 1 << 20, NULL);
+	if (!s->md || !s->md1 || !s->mctx) {
+		scan_scanner_free(s);
+		return scan_err_set(e, -ENOMEM, "out of memory");
+	}
+	pcre2_set_match_limit(s->mctx, s->lim.match_limit);
+	pcre2_set_depth_limit(s->mctx, s->lim.depth_limit);
+	if (s->jit)
+		pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+	*out = s;
+	return 0;
+}
+
+void scan_scanner_free(struct scan_scanner *s)
+{
+	if (!s)
+		return;
+	pcre2_match_data_free(s->md);
+	pcre2_match_data_free(s->md1);
+	pcre2_match_context_free(s->mctx);
+	pcre2_jit_stack_free(s->jit);
+	free(s);
+}
+
+void scan_scanner_stats(const struct scan_scanner *s, struct scan_stats *out)
+{
+	*out = s->st;
+}
+
+struct scan_stats *scan_ctx_stats(struct scan_ctx *c)
+{
+	return &c->s->st;
+}
+
+uint64_t scan_ctx_expand(struct scan_ctx *c, uint64_t add)
+{
+	c->expanded += add;
+	return c->expanded;
+}
+
+const struct scan_limits *scan_ctx_limits(struct scan_ctx *c)
+{
+	return &c->s->lim;
+}
+
+static bool re_matches(struct scan_scanner *s, const pcre2_code *re, const char *subj, size_t n)
+{
+	int rc = pcre2_match(re, (PCRE2_SPTR)subj, n, 0, 0, s->md1, s->mctx);
+
+	if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
+		s->st.regex_limits++;
+	return rc >= 0;
+}
+
+/* Whether a rule applies to a path: its path filter, and no path-only allow
+ * rule (of the rule, or global) that exempts the file. */
+static bool rule_applies(struct scan_scanner *s, const struct scan_rule *r, const char *path)
+{
+	const struct scan_rules *rs = s->rules;
+
+	if (r->path && !s->ignore_path_filters && !re_matches(s, r->path, path, strlen(path)))
+		return false;
+	for (size_t i = 0; i < r->nallow; i++)
+		if (r->allow[i].path && !r->allow[i].regex &&
+		    re_matches(s, r->allow[i].path, path, strlen(path)))
+			return false;
+	for (size_t i = 0; i < rs->nallow; i++)
+		if (rs->allow[i].path && !rs->allow[i].regex &&
+		    re_matches(s, rs->allow[i].path, path, strlen(path)))
+			return false;
+	return true;
+}
+
+static bool allowed_by(struct scan_scanner *s, const struct scan_allow *a, size_t n,
+                       const char *path, const char *secret, size_t slen, const char *match,
+                       size_t mlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].regex && (re_matches(s, a[i].regex, secret, slen) ||
+		                   re_matches(s, a[i].regex, match, mlen)))
+			return true;
+		if (a[i].path && a[i].regex && re_matches(s, a[i].path, path, strlen(path)))
+			return true;
+	}
+	return false;
+}
+
+/* ---- windows ------------------------------------------------------------- */
+
+static void add_window(struct bufscan *b, uint32_t rule, size_t hs, size_t he)
+{
+	const struct scan_limits *l = &b->c->s->lim;
+	struct wlist *wl = &b->wins[rule];
+	size_t s, e, lo;
+	const uint8_t *p;
+
+	/* Fast path: a hit well inside the last window (dense keywords). */
+	if (wl->n && hs <= wl->w[wl->n - 1].e && he + l->window_after <= wl->w[wl->n - 1].e)
+		return;
+	/* end: window_after past the hit, then to the end of that line (1 KiB at most) */
+	e = he + l->window_after < b->len ? he + l->window_after : b->len;
+	if (e < b->len) {
+		size_t more = b->len - e < 1024 ? b->len - e : 1024;
+
+		p = memchr(b->d + e, '\n', more);
+		e = p ? (size_t)(p - b->d) + 1 : e + more;
+	}
+	if (wl->n && hs <= wl->w[wl->n - 1].e) {
+		if (e > wl->w[wl->n - 1].e)
+			wl->w[wl->n - 1].e = e;
+		return;
+	}
+	/* start: the beginning of the line before the hit, within window_before */
+	lo = hs > l->window_before ? hs - l->window_before : 0;
+	s = lo;
+	p = hs > lo ? memrchr(b->d + lo, '\n', hs - lo) : NULL;
+	if (p) {
+		const uint8_t *q = (size_t)(p - b->d) > lo
+		                       ? memrchr(b->d + lo, '\n', (size_t)(p - b->d) - lo)
+		                       : NULL;
+
+		s = q ? (size_t)(q - b->d) + 1 : lo;
+	}
+	if (wl->n && s <= wl->w[wl->n - 1].e) {
+		if (e > wl->w[wl->n - 1].e)
+			wl->w[wl->n - 1].e = e;
+		return;
+	}
+	if (wl->n == wl->cap) {
+		size_t cap = wl->cap ? wl->cap * 2 : 4;
+		struct win *w = realloc(wl->w, cap * sizeof(*w));
+
+		if (!w) {
+			b->oom = true;
+			return;
+		}
+		wl->w = w;
+		wl->cap = cap;
+	}
+	wl->w[wl->n++] = (struct win){s, e};
+}
+
+static void on_hit(uint32_t rule, size_t start, size_t end, void *opaque)
+{
+	struct bufscan *b = opaque;
+
+	if (b->active[rule])
+		add_window(b, rule, start, end);
+}
+
+/* ---- positions and context ------------------------------------------------ */
+
+static void build_nl(struct bufscan *b)
+{
+	size_t cap = 0;
+	const uint8_t *p = b->d, *end = b->d + b->len;
+
+	b->nl_built = true;
+	while ((p = memchr(p, '\n', (size_t)(end - p)))) {
+		if (b->nnl == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			size_t *n = realloc(b->nl, nc * sizeof(*n));
+
+			if (!n) {
+				b->oom = true;
+				return;
+			}
+			b->nl = n;
+			cap = nc;
+		}
+		b->nl[b->nnl++] = (size_t)(p - b->d);
+		p++;
+	}
+}
+
+/* 1-based line of a byte offset: one more than the newlines before it. */
+static size_t line_of(struct bufscan *b, size_t off)
+{
+	size_t lo = 0, hi;
+
+	if (!b->nl_built)
+		build_nl(b);
+	hi = b->nnl;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (b->nl[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo + 1;
+}
+
+static size_t line_start(struct bufscan *b, size_t line)
+{
+	return line <= 1 ? 0 : b->nl[line - 2] + 1;
+}
+
+static size_t line_end(struct bufscan *b, size_t line)
+{
+	return line - 1 < b->nnl ? b->nl[line - 1] : b->len;
+}
+
+static void add_clean(struct scan_buf *o, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)p[i];
+
+		if (c == '\t')
+			c = ' ';
+		else if (p[i] < 0x20 || p[i] >= 0x7f)
+			c = '.';
+		scan_buf_add(o, &c, 1);
+	}
+}
+
+static void add_clean_keep_nl(struct scan_buf *o, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			scan_buf_add(o, "\n", 1);
+		else if (p[i] != '\r')
+			add_clean(o, p + i, 1);
+	}
+}
+
+/* A few lines around [ss, se), each cut to SCAN_CONTEXT_WIDTH; the secret
+ * itself replaced by its redacted form, or kept (raw). */
+static char *context(struct bufscan *b, size_t ss, size_t se, const char *redacted, bool raw)
+{
+	struct scan_buf o = {0};
+	size_t l1 = line_of(b, ss), l2 = line_of(b, se ? se - 1 : se), from, to;
+	const size_t half = SCAN_CONTEXT_WIDTH / 2;
+
+	from = l1 > SCAN_CONTEXT_LINES ? l1 - SCAN_CONTEXT_LINES : 1;
+	to = l2 + SCAN_CONTEXT_LINES;
+	if (to > b->nnl + 1)
+		to = b->nnl + 1;
+	for (size_t l = from; l <= to && !b->oom; l++) {
+		size_t a = line_start(b, l), z = line_end(b, l);
+
+		if (l < l1 || l > l2) {
+			add_clean(&o, b->d + a,
+			          z - a < SCAN_CONTEXT_WIDTH ? z - a : SCAN_CONTEXT_WIDTH);
+		} else if (l == l1) {
+			size_t pre = ss - a > half ? half : ss - a, ze = line_end(b, l2);
+			size_t post = ze - se > half ? half : ze - se;
+
+			add_clean(&o, b->d + ss - pre, pre);
+			if (raw)
+				add_clean_keep_nl(&o, b->d + ss, se - ss);
+			else
+				scan_buf_puts(&o, redacted);
+			add_clean(&o, b->d + se, post);
+			l = l2; /* the secret's other lines are inside it */
+		}
+		if (l < to)
+			scan_buf_puts(&o, "\n");
+	}
+	return scan_buf_steal(&o);
+}
+
+/* "ghp_…(40)": enough to recognise, too little to use. Short secrets show less. */
+static char *redact(const char *s, size_t len)
+{
+	size_t show = len >= 8 ? 4 : len / 2;
+	char head[5];
+	char *out;
+
+	for (size_t i = 0; i < show; i++)
+		head[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+	head[show] = '\0';
+	if (asprintf(&out, "%s\u2026(%zu)", head, len) < 0)
+		return NULL;
+	return out;
+}
+
+static char *fingerprint(const char *rule, const char *secret, size_t slen, const char *path)
+{
+	struct scan_buf b = {0};
+	char hex[65], *s;
+
+	scan_buf_puts(&b, rule);
+	scan_buf_add(&b, "", 1);
+	scan_buf_add(&b, secret, slen);
+	scan_buf_add(&b, "", 1);
+	scan_buf_puts(&b, path);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	scan_sha256_hex(b.p, b.len, hex);
+	free(b.p);
+	hex[32] = '\0';
+	s = strdup(hex);
+	return s;
+}
+
+void scan_finding_free(struct scan_finding *f)
+{
+	if (!f)
+		return;
+	free((char *)f->rule_id);
+	free((char *)f->title);
+	free((char *)f->category);
+	free((char *)f->path);
+	free((char *)f->visibility);
+	free((char *)f->layer_digest);
+	free((char *)f->created_by);
+	free((char *)f->view_path);
+	free((char *)f->secret);
+	free((char *)f->redacted);
+	free((char *)f->why);
+	free((char *)f->context);
+	free((char *)f->context_raw);
+	free((char *)f->fingerprint);
+	free((char *)f->pubkey_sha256);
+	free((char *)f->cert_subject);
+	free((char *)f->cert_issuer);
+	free((char *)f->cert_not_before);
+	free((char *)f->cert_not_after);
+	free(f);
+}
+
+static const char *sdup(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+struct scan_finding *scan_finding_dup(const struct scan_finding *f)
+{
+	struct scan_finding *d = malloc(sizeof(*d));
+	bool oom = false;
+
+	if (!d)
+		return NULL;
+	*d = *f;
+	d->rule_id = sdup(f->rule_id, &oom);
+	d->title = sdup(f->title, &oom);
+	d->category = sdup(f->category, &oom);
+	d->path = sdup(f->path, &oom);
+	d->visibility = sdup(f->visibility, &oom);
+	d->layer_digest = sdup(f->layer_digest, &oom);
+	d->created_by = sdup(f->created_by, &oom);
+	d->view_path = sdup(f->view_path, &oom);
+	d->secret = sdup(f->secret, &oom);
+	d->redacted = sdup(f->redacted, &oom);
+	d->why = sdup(f->why, &oom);
+	d->context = sdup(f->context, &oom);
+	d->context_raw = sdup(f->context_raw, &oom);
+	d->fingerprint = sdup(f->fingerprint, &oom);
+	d->pubkey_sha256 = sdup(f->pubkey_sha256, &oom);
+	d->cert_subject = sdup(f->cert_subject, &oom);
+	d->cert_issuer = sdup(f->cert_issuer, &oom);
+	d->cert_not_before = sdup(f->cert_not_before, &oom);
+	d->cert_not_after = sdup(f->cert_not_after, &oom);
+	if (oom) {
+		scan_finding_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* ---- one match ------------------------------------------------------------ */
+
+static const char *vendor_pkg(struct scan_ctx *c)
+{
+	if (!c->vendor_state) {
+		c->vendor_pkg =
+		    scan_vendor_match(c->s->vendor, c->top_path, c->top_data, c->top_len);
+		c->vendor_state = c->vendor_pkg ? 1 : -1;
+	}
+	return c->vendor_pkg;
+}
+
+/*
+ * Windows of a rule are disjoint and scanned in order, so its matches come in
+ * increasing offsets: a duplicate (rule, offset, secret) can only be the
+ * previous match of the same rule.
+ */
+static bool seen_before(struct bufscan *b, uint32_t rule, size_t off, size_t len)
+{
+	if (b->have_last && b->last.rule == rule && b->last.off == off && b->last.len == len)
+		return true;
+	b->last = (struct seen){rule, off, len};
+	b->have_last = true;
+	return false;
+}
+
+static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_t ss, size_t se)
+{
+	struct scan_ctx *c = b->c;
+	struct scan_scanner *s = c->s;
+	const struct scan_rule *r = s->rules->rules[ri];
+	const char *secret = (const char *)b->d + ss, *match = (const char *)b->d + ms;
+	size_t slen = se - ss, keep;
+	struct scan_validation v = {0};
+	struct scan_finding f = {0};
+	const struct scan_target *w = c->where;
+	const char *ex, *pkg;
+	struct scan_buf why = {0};
+	char *sec = NULL;
+	bool example;
+	int rc;
+
+	if (!slen || c->rc)
+		return;
+	/* Past the bound, matches are counted, not examined: a file full of
+	 * matches costs no more than max_findings of them. */
+	if (r->context_only ? b->ncontext >= s->lim.max_findings
+	                    : b->nfound >= s->lim.max_findings) {
+		s->st.findings_dropped++;
+		return;
+	}
+	if (allowed_by(s, r->allow, r->nallow, b->path, secret, slen, match, me - ms) ||
+	    allowed_by(s, s->rules->allow, s->rules->nallow, b->path, secret, slen, match, me - ms))
+		return;
+	if (r->entropy > 0 && scan_entropy(secret, slen) < r->entropy)
+		return;
+	if (seen_before(b, ri, ss, slen))
+		return;
+
+	scan_validate(r->validate, secret, slen, match, me - ms, &v);
+	example = v.verdict < 0;
+	f.confidence = v.verdict > 0 ? SCAN_CONF_CONFIRMED : SCAN_CONF_LIKELY;
+	if (v.why.len)
+		scan_buf_puts(&why, v.why.p);
+	if ((ex = scan_example_value(secret, slen))) {
+		example = true;
+		scan_buf_printf(&why, "%s%s", why.len ? "; " : "", ex);
+	}
+	if (scan_is_example_path(b->path)) {
+		example = true;
+		scan_buf_printf(&why, "%stest or example path", why.len ? "; " : "");
+	}
+	if ((pkg = vendor_pkg(c))) {
+		example = true;
+		scan_buf_printf(&why, "%svendor: package %s", why.len ? "; " : "", pkg);
+	}
+	if (example)
+		f.confidence = SCAN_CONF_EXAMPLE;
+
+	keep = slen < s->lim.max_secret ? slen : s->lim.max_secret;
+	sec = strndup(secret, keep);
+	f.rule_id = r->id;
+	f.title = r->title;
+	f.category = r->category;
+	f.severity = r->severity;
+	f.context_only = r->context_only;
+	f.path = b->path;
+	f.visibility = w && w->visibility ? w->visibility : NULL;
+	f.layer = w ? w->layer : -1;
+	f.layer_digest = w ? w->layer_digest : NULL;
+	f.created_by = w ? w->created_by : NULL;
+	f.view_path = w ? w->view_path : NULL;
+	f.offset = ss;
+	f.line = line_of(b, ss);
+	f.column = ss - line_start(b, f.line) + 1;
+	f.secret = sec;
+	f.secret_len = slen;
+	f.redacted = redact(secret, slen);
+	f.why = scan_buf_steal(&why);
+	f.context = f.redacted ? context(b, ss, se, f.redacted, false) : NULL;
+	f.context_raw = context(b, ss, se, NULL, true);
+	f.fingerprint = fingerprint(r->id, secret, slen, b->path);
+	f.pubkey_sha256 = v.pubkey_sha256[0] ? v.pubkey_sha256 : NULL;
+	f.cert_subject = v.cert_subject;
+	f.cert_issuer = v.cert_issuer;
+	f.cert_not_before = v.cert_not_before;
+	f.cert_not_after = v.cert_not_after;
+	if (!sec || !f.redacted || !f.why || !f.context || !f.context_raw || !f.fingerprint ||
+	    b->oom) {
+		c->rc = -ENOMEM;
+	} else {
+		if (!r->context_only) {
+			b->nfound++;
+			s->st.findings++;
+		} else {
+			b->ncontext++;
+		}
+		rc = c->cb ? c->cb(&f, c->opaque) : 0;
+		if (rc < 0)
+			c->rc = rc;
+	}
+	free(sec);
+	free((char *)f.redacted);
+	free((char *)f.why);
+	free((char *)f.context);
+	free((char *)f.context_raw);
+	free((char *)f.fingerprint);
+	scan_validation_clear(&v);
+}
+
+static void run_rule(struct bufscan *b, uint32_t ri)
+{
+	struct scan_scanner *s = b->c->s;
+	const struct scan_rule *r = s->rules->rules[ri];
+	struct wlist *wl = &b->wins[ri];
+
+	for (size_t i = 0; i < wl->n && !b->c->rc && !b->oom; i++) {
+		size_t off = wl->w[i].s, end = wl->w[i].e;
+
+		while (off < end && !b->c->rc) {
+			int rc = pcre2_match(r->regex, b->d, end, off, 0, s->md, s->mctx);
+			PCRE2_SIZE *ov;
+			size_t ms, me, ss, se;
+
+			if (rc == PCRE2_ERROR_NOMATCH)
+				break;
+			if (rc < 0) {
+				/* match/depth/heap/JIT-stack limits: give up on this window */
+				s->st.regex_limits++;
+				break;
+			}
+			ov = pcre2_get_ovector_pointer(s->md);
+			ms = ov[0];
+			me = ov[1];
+			ss = ms;
+			se = me;
+			if (r->group && (int)r->group < rc && ov[2 * r->group] != PCRE2_UNSET) {
+				ss = ov[2 * r->group];
+				se = ov[2 * r->group + 1];
+			} else if (r->group) {
+				ss = se = 0; /* the secret group did not take part */
+			}
+			if (se > ss)
+				on_match(b, ri, ms, me, ss, se);
+			off = me > off ? me : off + 1;
+			if (me <= ms && me >= end)
+				break;
+		}
+	}
+}
+
+/* The regex pass over one buffer's raw bytes. */
+static int scan_raw(struct scan_ctx *c, const char *path, const uint8_t *d, size_t len)
+{
+	const struct scan_rules *rs = c->s->rules;
+	struct bufscan b = {.c = c, .path = path, .d = d, .len = len};
+	int rc = 0;
+
+	b.active = calloc(rs->n + 1, sizeof(*b.active));
+	b.wins = calloc(rs->n + 1, sizeof(*b.wins));
+	if (!b.active || !b.wins) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < rs->n; i++)
+		b.active[i] = rule_applies(c->s, rs->rules[i], path);
+	scan_prefilter_run(rs->pf, d, len, on_hit, &b);
+	for (size_t i = 0; i < rs->nalways; i++)
+		if (b.active[rs->always[i]])
+			add_window(&b, rs->always[i], 0, len);
+	for (size_t i = 0; i < rs->n && !c->rc && !b.oom; i++)
+		if (b.wins[i].n)
+			run_rule(&b, (uint32_t)i);
+	rc = b.oom ? -ENOMEM : c->rc;
+out:
+	if (b.wins)
+		for (size_t i = 0; i < rs->n; i++)
+			free(b.wins[i].w);
+	free(b.wins);
+	free(b.active);
+	free(b.nl);
+	return rc;
+}
+
+int scan_buffer_at(struct scan_ctx *c, const char *path, const void *data, size_t len,
+                   unsigned depth)
+{
+	struct scan_stats *st = &c->s->st;
+
+	if (c->rc)
+		return c->rc;
+	st->files++;
+	if (len > c->s->lim.max_file_size) {
+		st->skipped_too_large++;
+		return 0;
+	}
+	if (!c->s->no_nested && scan_nested_detect(data, len)) {
+		if (depth >= c->s->lim.max_depth) {
+			st->limit_depth++;
+		} else {
+			int rc = scan_nested(c, path, data, len, depth);
+
+			if (rc)
+				return rc < 0 ? rc : c->rc;
+		}
+	}
+	st->bytes += len;
+	return scan_raw(c, path, data, len);
+}
+
+int scan_buffer(struct scan_scanner *s, const struct scan_target *where, const void *data,
+                size_t len, scan_finding_cb cb, void *opaque)
+{
+	struct scan_ctx c = {
+	    .s = s,
+	    .where = where,
+	    .cb = cb,
+	    .opaque = opaque,
+	    .top_data = data,
+	    .top_len = len,
+	    .top_path = where && where->path ? where->path : "",
+	};
+
+	if (!data && len)
+		return -EINVAL;
+	return scan_buffer_at(&c, c.top_path, data ? data : "", len, 0);
+}

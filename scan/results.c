@@ -1,0 +1,290 @@
+/*
+ * results: the findings of a scan session, collected from any number of
+ * scanner threads, then finished once: private keys are linked to the
+ * certificates that hold their public key (the certificates themselves are
+ * context, never findings), and findings are sorted so that two runs over the
+ * same image print byte-identical reports. Also the ignore set of
+ * fingerprints.
+ */
+#include "scan_int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fvec {
+	struct scan_finding **v;
+	size_t n, cap;
+};
+
+struct scan_results {
+	pthread_mutex_t lock;
+	struct fvec findings;
+	struct fvec certs;
+	struct scan_stats stats;
+};
+
+int scan_results_new(struct scan_results **out)
+{
+	struct scan_results *r = calloc(1, sizeof(*r));
+
+	*out = r;
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	return 0;
+}
+
+static void fvec_clear(struct fvec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		scan_finding_free(v->v[i]);
+	free(v->v);
+}
+
+void scan_results_free(struct scan_results *r)
+{
+	if (!r)
+		return;
+	fvec_clear(&r->findings);
+	fvec_clear(&r->certs);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static int fvec_push(struct fvec *v, struct scan_finding *f)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 32;
+		struct scan_finding **n = realloc(v->v, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		v->v = n;
+		v->cap = cap;
+	}
+	v->v[v->n++] = f;
+	return 0;
+}
+
+int scan_results_add(const struct scan_finding *f, void *results)
+{
+	struct scan_results *r = results;
+	struct scan_finding *d = scan_finding_dup(f);
+	int rc;
+
+	if (!d)
+		return -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	rc = fvec_push(f->context_only ? &r->certs : &r->findings, d);
+	pthread_mutex_unlock(&r->lock);
+	if (rc)
+		scan_finding_free(d);
+	return rc;
+}
+
+void scan_results_add_stats(struct scan_results *r, const struct scan_stats *st)
+{
+	pthread_mutex_lock(&r->lock);
+	scan_stats_add(&r->stats, st);
+	pthread_mutex_unlock(&r->lock);
+}
+
+const struct scan_stats *scan_results_stats(const struct scan_results *r)
+{
+	return &r->stats;
+}
+
+static int cmpstr(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "");
+}
+
+/* Layer (config findings, layer -1, first), path, offset, rule, secret. */
+static int cmp_finding(const void *pa, const void *pb)
+{
+	const struct scan_finding *a = *(struct scan_finding *const *)pa;
+	const struct scan_finding *b = *(struct scan_finding *const *)pb;
+	int c;
+
+	if (a->layer != b->layer)
+		return a->layer < b->layer ? -1 : 1;
+	if ((c = cmpstr(a->visibility, b->visibility)))
+		return c;
+	if ((c = cmpstr(a->path, b->path)))
+		return c;
+	if (a->offset != b->offset)
+		return a->offset < b->offset ? -1 : 1;
+	if ((c = cmpstr(a->rule_id, b->rule_id)))
+		return c;
+	return cmpstr(a->secret, b->secret);
+}
+
+static int replace(const char **slot, const char *val)
+{
+	char *d = strdup(val ? val : "");
+
+	if (!d)
+		return -ENOMEM;
+	free((char *)*slot);
+	*slot = d;
+	return 0;
+}
+
+int scan_results_finish(struct scan_results *r)
+{
+	int rc = 0;
+
+	/* Certificates in a stable order, so the one named is the same each run. */
+	if (r->certs.n > 1)
+		qsort(r->certs.v, r->certs.n, sizeof(*r->certs.v), cmp_finding);
+	for (size_t i = 0; i < r->findings.n && !rc; i++) {
+		struct scan_finding *f = r->findings.v[i];
+		const struct scan_finding *cert = NULL;
+		char *why = NULL;
+
+		if (!f->pubkey_sha256 || f->cert_subject)
+			continue;
+		for (size_t j = 0; j < r->certs.n && !cert; j++)
+			if (r->certs.v[j]->pubkey_sha256 &&
+			    !strcmp(r->certs.v[j]->pubkey_sha256, f->pubkey_sha256))
+				cert = r->certs.v[j];
+		if (!cert)
+			continue;
+		if (asprintf(&why,
+		             "%s%smatches certificate subject %s, issuer %s, valid %s to %s (%s)",
+		             f->why, f->why[0] ? "; " : "", cert->cert_subject, cert->cert_issuer,
+		             cert->cert_not_before, cert->cert_not_after, cert->path) < 0)
+			return -ENOMEM;
+		free((char *)f->why);
+		f->why = why;
+		if (replace(&f->cert_subject, cert->cert_subject) ||
+		    replace(&f->cert_issuer, cert->cert_issuer) ||
+		    replace(&f->cert_not_before, cert->cert_not_before) ||
+		    replace(&f->cert_not_after, cert->cert_not_after))
+			rc = -ENOMEM;
+	}
+	if (r->findings.n > 1)
+		qsort(r->findings.v, r->findings.n, sizeof(*r->findings.v), cmp_finding);
+	return rc;
+}
+
+size_t scan_results_count(const struct scan_results *r)
+{
+	return r->findings.n;
+}
+
+const struct scan_finding *scan_results_get(const struct scan_results *r, size_t i)
+{
+	return i < r->findings.n ? r->findings.v[i] : NULL;
+}
+
+const struct scan_finding *scan_results_context(const struct scan_results *r, size_t i)
+{
+	return i < r->certs.n ? r->certs.v[i] : NULL;
+}
+
+size_t scan_results_filter(struct scan_results *r, enum scan_confidence min,
+                           const struct scan_ignore *ign)
+{
+	size_t kept = 0, dropped = 0;
+
+	for (size_t i = 0; i < r->findings.n; i++) {
+		struct scan_finding *f = r->findings.v[i];
+
+		if (f->confidence < min || scan_ignore_has(ign, f->fingerprint)) {
+			scan_finding_free(f);
+			dropped++;
+		} else {
+			r->findings.v[kept++] = f;
+		}
+	}
+	r->findings.n = kept;
+	return dropped;
+}
+
+/* ---- ignore set ----------------------------------------------------------- */
+
+struct scan_ignore {
+	char **fp;
+	size_t n, cap;
+};
+
+int scan_ignore_new(struct scan_ignore **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void scan_ignore_free(struct scan_ignore *ign)
+{
+	if (!ign)
+		return;
+	for (size_t i = 0; i < ign->n; i++)
+		free(ign->fp[i]);
+	free(ign->fp);
+	free(ign);
+}
+
+int scan_ignore_add(struct scan_ignore *ign, const char *fingerprint)
+{
+	if (ign->n == ign->cap) {
+		size_t cap = ign->cap ? ign->cap * 2 : 16;
+		char **n = realloc(ign->fp, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		ign->fp = n;
+		ign->cap = cap;
+	}
+	if (!(ign->fp[ign->n] = strdup(fingerprint)))
+		return -ENOMEM;
+	ign->n++;
+	return 0;
+}
+
+bool scan_ignore_has(const struct scan_ignore *ign, const char *fingerprint)
+{
+	if (!ign || !fingerprint)
+		return false;
+	for (size_t i = 0; i < ign->n; i++)
+		if (!strcasecmp(ign->fp[i], fingerprint))
+			return true;
+	return false;
+}
+
+int scan_ignore_load_file(struct scan_ignore **out, const char *path, struct scan_err *e)
+{
+	FILE *f = fopen(path, "re");
+	char line[1024];
+	int rc;
+
+	*out = NULL;
+	if (!f)
+		return scan_err_set(e, -errno, "%s: %s", path, strerror(errno));
+	if ((rc = scan_ignore_new(out))) {
+		fclose(f);
+		return scan_err_set(e, rc, "out of memory");
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+
+		if (strchr(p, '#'))
+			*strchr(p, '#') = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strcspn(p, " \t\r\n");
+		*end = '\0';
+		if (!*p)
+			continue;
+		if ((rc = scan_ignore_add(*out, p))) {
+			fclose(f);
+			scan_ignore_free(*out);
+			*out = NULL;
+			return scan_err_set(e, rc, "out of memory");
+		}
+	}
+	fclose(f);
+	return 0;
+}
