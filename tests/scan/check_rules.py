@@ -89,16 +89,40 @@ ORDINARY_PATHS = ["usr/bin/ls", "usr/lib/python3.11/os.py", "etc/passwd", "app/m
                   "usr/share/doc/bash/README", "lib/x86_64-linux-gnu/libc.so.6"]
 
 # Constructs that PCRE2 and Python `re` read differently (or only one reads).
-NONPORTABLE = [
-    (re.compile(r"\{,"), "'{,n}' is a literal in PCRE2 10.42 but a quantifier in Python"),
-    (re.compile(r"(?<!\\)(?:\\\\)*\\[zZhHvVRXKQEGNCpP]"), "escape that PCRE2 and Python read differently"),
-    (re.compile(r"\[\[:|\[:[a-z]+:\]"), "POSIX class (PCRE2 only)"),
-    (re.compile(r"\(\?<[A-Za-z_]"), "use (?P<name>..), not (?<name>..)"),
-    (re.compile(r"\\x\{"), "\\x{..} is PCRE2 only"),
-    (re.compile(r"\(\?\|"), "branch reset is PCRE2 only"),
-    (re.compile(r"(?<!\\)[*+?}]\+"), "possessive quantifier"),
-    (re.compile(r"\(\?[a-z]*[mis][a-z]*-"), "flag removal groups differ"),
+NONPORTABLE = [  # (lint, why, applied to: "raw" pattern or "bare" = classes/escapes blanked)
+    (re.compile(r"\{,"), "'{,n}' is a literal in PCRE2 10.42 but a quantifier in Python", "bare"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\[zZhHvVRXKQEGNCpP]"), "escape that PCRE2 and Python read differently", "raw"),
+    (re.compile(r"\[\[:|\[:[a-z]+:\]"), "POSIX class (PCRE2 only)", "raw"),
+    (re.compile(r"\(\?<[A-Za-z_]"), "use (?P<name>..), not (?<name>..)", "bare"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\x\{"), "\\x{..} is PCRE2 only", "raw"),
+    (re.compile(r"\(\?\|"), "branch reset is PCRE2 only", "bare"),
+    (re.compile(r"[*+?}]\+"), "possessive quantifier", "bare"),
+    (re.compile(r"\(\?[a-z]*[mis][a-z]*-"), "flag removal groups differ", "bare"),
 ]
+
+
+def strip_classes(pattern):
+    """The pattern with escapes and character classes blanked out, for lints."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append("E")
+            i += 2
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append("C")
+            i = j + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def entropy(data):
@@ -234,11 +258,11 @@ class Checker:
         if not isinstance(pattern, str) or not pattern:
             self.fail(where, "%s must be a non-empty string" % what)
             return None
-        for lint, why in NONPORTABLE:
-            if lint.search(pattern):
+        bare = strip_classes(pattern)
+        for lint, why, on in NONPORTABLE:
+            if lint.search(pattern if on == "raw" else bare):
                 self.fail(where, "%s: non-portable construct: %s" % (what, why))
-        if re.search(r"(?<!\\)(?<!\[)\^|(?<!\\)\$", pattern) and not pattern.startswith("(?m)") \
-                and what == "regex":
+        if re.search(r"[$^]", bare) and not pattern.startswith("(?m)") and what == "regex":
             self.fail(where, "%s: ^ or $ in a content regex needs (?m) (engine scans windows)" % what)
         try:
             py = re.compile(pattern.encode())
