@@ -115,6 +115,11 @@ const char *cache_dir(const struct cache *c)
 
 char *cache_path(const struct cache *c, const char *key)
 {
+	return cache_file_name(c->dir, key, ".idx");
+}
+
+char *cache_file_name(const char *dir, const char *key, const char *ext)
+{
 	const char *colon = key ? strchr(key, ':') : NULL;
 	char *path;
 
@@ -123,7 +128,8 @@ char *cache_path(const struct cache *c, const char *key)
 	    strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789") != (size_t)(colon - key) ||
 	    strspn(colon + 1, "0123456789abcdef") != strlen(colon + 1))
 		return NULL;
-	if (asprintf(&path, "%s/%.*s-%s.idx", c->dir, (int)(colon - key), key, colon + 1) < 0)
+	if (asprintf(&path, "%s/%.*s-%s%s", dir, (int)(colon - key), key, colon + 1, ext) < 0)
+
 		return NULL;
 	return path;
 }

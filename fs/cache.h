@@ -40,5 +40,11 @@ int cache_store_layer(struct cache *c, const char *key, const struct layer *l, c
 
 /* The file that holds (or would hold) key's index, malloc'd; NULL for a malformed key. */
 char *cache_path(const struct cache *c, const char *key);
+/*
+ * The name of a cache file for key in dir with the given ending ("<dir>/
+ * <algo>-<hex><ext>"), malloc'd; NULL unless key is "algo:hex", so that no
+ * digest from an image ever names a file outside dir.
+ */
+char *cache_file_name(const char *dir, const char *key, const char *ext);
 
 #endif

@@ -45,5 +45,6 @@ struct image *open_image(const char *arg, struct common *c);
 struct tree *pick_tree(struct image *img, const struct common *c);
 
 int cmd_inspect(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 #endif

@@ -28,12 +28,14 @@ static const char usage_main[] =
     "IMAGE:TAG and IMAGE@sha256:DIGEST pick one image when the file holds several.\n"
     "\n"
     "commands:\n"
-    "  mount IMAGE MOUNTPOINT   mount the image (merged/, layers/NN/, stack/NN/, image/)\n"
+    "  mount IMAGE MOUNTPOINT   mount the image (merged/, layers/NN/, stack/NN/, deleted/, "
+    "image/)\n"
     "  umount MOUNTPOINT        unmount it\n"
     "  ls IMAGE [PATH]          list a directory of the merged view (or of --layer N)\n"
     "  cat IMAGE PATH           print a file of the merged view (or of --layer N)\n"
     "  images IMAGE             list the images a file holds (tags, digests, platforms)\n"
     "  inspect IMAGE            per layer: sizes, entries added/changed/hidden, build command\n"
+    "  scan IMAGE               find secrets in every layer and the config (exit 1 if any)\n"
     "\n"
     "Run 'strata COMMAND --help' for a command's options.\n";
 
@@ -313,8 +315,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-	    {"mount", cmd_mount}, {"umount", cmd_umount}, {"ls", cmd_ls},
-	    {"cat", cmd_cat},     {"images", cmd_images}, {"inspect", cmd_inspect},
+	    {"mount", cmd_mount},   {"umount", cmd_umount},   {"ls", cmd_ls},     {"cat", cmd_cat},
+	    {"images", cmd_images}, {"inspect", cmd_inspect}, {"scan", cmd_scan},
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {

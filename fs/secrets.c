@@ -1,0 +1,802 @@
+/*
+ * secrets: scanning an image's files and config (see secrets.h).
+ *
+ * Work is tracked per layer entry, so a file read through the mount and
+ * scanned then is skipped by the full pass. A full pass walks a layer's
+ * entries in tar order, which is the order of their bytes in the stream, so
+ * the blob's reads run forward through its span cache: one sequential pass.
+ * Hardlinks have no bytes of their own: their target's bytes are scanned
+ * again under the link's path, so that a secret is reported at every path
+ * that shows it.
+ */
+#include "secrets.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cache.h"
+
+struct slayer {
+	pthread_mutex_t lock;
+	pthread_cond_t idle; /* signalled when in_flight drops to 0 */
+	struct scan_results *results;
+	uint8_t *done;         /* per entry: scanned (or claimed by a scan in progress) */
+	uint32_t *alias_next;  /* per entry: next hardlink entry with the same target, or NONE */
+	uint32_t *alias_first; /* per entry: first hardlink entry whose target it is, or NONE */
+	uint32_t in_flight;    /* entry scans running outside the lock */
+	struct secrets_layer_progress p;
+};
+
+struct hidden_key {
+	uint32_t layer;
+	const char *path;
+	uint32_t how;
+};
+
+struct secrets {
+	struct image *img;
+	struct scan_rules *rules;
+	struct scan_vendor *vendor;
+	struct scan_limits limits;
+	struct scan_options sopts;
+	struct slayer *layers;
+	uint32_t n;
+	struct hidden_key *hidden; /* open addressing on (layer, path) */
+	uint32_t hmask;
+	char *cache_dir; /* NULL: no saved results */
+	unsigned threads;
+
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t done_cond;
+	struct scan_scanner **pool; /* idle scanners for lazy scans */
+	size_t npool;
+	struct scan_results *config;
+	int full_running, full_done;
+	struct timespec started, ended;
+	int has_started;
+	uint64_t files;
+};
+
+#define NONE UINT32_MAX
+
+static uint64_t hash_key(uint32_t layer, const char *path)
+{
+	uint64_t h = 1469598103934665603ull ^ layer;
+
+	for (; *path; path++)
+		h = (h ^ (unsigned char)*path) * 1099511628211ull;
+	return h ^ (h >> 31);
+}
+
+static int build_hidden(struct secrets *s)
+{
+	const struct tree *m = image_merged(s->img);
+	uint32_t n = tree_hidden_count(m), size = 16;
+
+	while (size < 2 * n + 2)
+		size <<= 1;
+	s->hidden = calloc(size, sizeof(*s->hidden));
+	if (!s->hidden)
+		return -ENOMEM;
+	s->hmask = size - 1;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tree_hidden *h = tree_hidden(m, i);
+		const struct layer *l = image_layer(s->img, h->layer);
+		const char *path = layer_str(l, layer_entry(l, h->entry)->path);
+		uint32_t k = (uint32_t)hash_key(h->layer, path) & s->hmask;
+
+		while (s->hidden[k].path &&
+		       (s->hidden[k].layer != h->layer || strcmp(s->hidden[k].path, path)))
+			k = (k + 1) & s->hmask;
+		s->hidden[k] = (struct hidden_key){h->layer, path, h->how};
+	}
+	return 0;
+}
+
+/* "live", "deleted" or "shadowed" for a path of a layer, in this image. */
+static const char *visibility(const struct secrets *s, uint32_t layer, const char *path)
+{
+	uint32_t k = (uint32_t)hash_key(layer, path) & s->hmask;
+
+	for (; s->hidden[k].path; k = (k + 1) & s->hmask)
+		if (s->hidden[k].layer == layer && !strcmp(s->hidden[k].path, path))
+			return s->hidden[k].how == TREE_SHADOWED ? "shadowed" : "deleted";
+	return "live";
+}
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void note_start(struct secrets *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->has_started) {
+		clock_gettime(CLOCK_MONOTONIC, &s->started);
+		s->has_started = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static struct scan_scanner *take_scanner(struct secrets *s)
+{
+	struct scan_scanner *sc = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->npool)
+		sc = s->pool[--s->npool];
+	pthread_mutex_unlock(&s->lock);
+	if (!sc && scan_scanner_new(&sc, s->rules, &s->sopts, NULL) < 0)
+		return NULL;
+	return sc;
+}
+
+static void give_scanner(struct secrets *s, struct scan_scanner *sc)
+{
+	struct scan_scanner **p;
+
+	pthread_mutex_lock(&s->lock);
+	p = realloc(s->pool, (s->npool + 1) * sizeof(*p));
+	if (p) {
+		s->pool = p;
+		p[s->npool++] = sc;
+		sc = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	scan_scanner_free(sc);
+}
+
+/* Finds the hardlinks of each layer, so that their targets' bytes are scanned under their names
+ * too. */
+static int build_aliases(struct secrets *s, uint32_t li)
+{
+	const struct layer *l = image_layer(s->img, li);
+	struct slayer *sl = &s->layers[li];
+	uint32_t n = layer_count(l), size = 16, *slots;
+
+	sl->alias_next = malloc(((size_t)n + 1) * sizeof(uint32_t));
+	sl->alias_first = malloc(((size_t)n + 1) * sizeof(uint32_t));
+	while (size < 2 * n + 2)
+		size <<= 1;
+	slots = calloc(size, sizeof(*slots)); /* path -> last regular entry + 1 */
+	if (!sl->alias_next || !sl->alias_first || !slots) {
+		free(slots);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct layer_entry *e = layer_entry(l, i);
+		const char *path = layer_str(l, e->path);
+		uint32_t k;
+
+		sl->alias_next[i] = sl->alias_first[i] = NONE;
+		if (e->type == LAYER_REG) {
+			k = (uint32_t)hash_key(0, path) & (size - 1);
+			while (slots[k] &&
+			       strcmp(layer_str(l, layer_entry(l, slots[k] - 1)->path), path))
+				k = (k + 1) & (size - 1);
+			slots[k] = i + 1;
+			sl->p.entries_total++;
+			sl->p.bytes_total += e->size;
+		} else if (e->type == LAYER_HARDLINK) {
+			const char *target = layer_str(l, e->link);
+
+			k = (uint32_t)hash_key(0, target) & (size - 1);
+			while (slots[k] &&
+			       strcmp(layer_str(l, layer_entry(l, slots[k] - 1)->path), target))
+				k = (k + 1) & (size - 1);
+			if (slots[k]) {
+				sl->alias_next[i] = sl->alias_first[slots[k] - 1];
+				sl->alias_first[slots[k] - 1] = i;
+			}
+		}
+	}
+	free(slots);
+	return 0;
+}
+
+static int scan_bytes(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei,
+                      const void *data, size_t len, struct scan_results *into)
+{
+	const struct layer *l = image_layer(s->img, li);
+	const char *path = layer_str(l, layer_entry(l, ei)->path);
+	const char *vis = visibility(s, li, path);
+	char *view = NULL;
+	int r;
+
+	if (!strcmp(vis, "live") ? asprintf(&view, "merged/%s", path) < 0
+	                         : asprintf(&view, "layers/%02u/%s", li, path) < 0)
+		return -ENOMEM;
+	struct scan_target t = {.path = path,
+	                        .visibility = vis,
+	                        .layer = (int)li,
+	                        .layer_digest = image_layer_digest(s->img, li),
+	                        .created_by = image_source(s->img)->layers[li].created_by,
+	                        .view_path = view};
+	r = scan_buffer(sc, &t, data, len, scan_results_add, into);
+	free(view);
+	return r;
+}
+
+/*
+ * Scans entry ei of layer li (claimed by the caller) and its hardlinks,
+ * adding the findings to the layer's results. Runs without the layer lock.
+ */
+static int scan_one(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei)
+{
+	const struct layer *l = image_layer(s->img, li);
+	const struct layer_entry *e = layer_entry(l, ei);
+	struct slayer *sl = &s->layers[li];
+	struct scan_stats before, after, delta = {0};
+	char *data = NULL;
+	ssize_t got = 0;
+	int r = 0;
+
+	scan_scanner_stats(sc, &before);
+	if (e->size > s->limits.max_file_size) {
+		delta.skipped_too_large = 1; /* counted, never read */
+	} else {
+		data = malloc(e->size ? e->size : 1);
+		if (!data)
+			return -ENOMEM;
+		got = layer_read(l, e, data, e->size, 0, NULL);
+		if (got < 0) {
+			r = (int)got;
+			goto out;
+		}
+		r = scan_bytes(s, sc, li, ei, data, (size_t)got, sl->results);
+		for (uint32_t a = sl->alias_first[ei]; r == 0 && a != NONE; a = sl->alias_next[a])
+			r = scan_bytes(s, sc, li, a, data, (size_t)got, sl->results);
+	}
+	scan_scanner_stats(sc, &after);
+	delta.files = after.files - before.files;
+	delta.bytes = after.bytes - before.bytes;
+	delta.archives = after.archives - before.archives;
+	delta.members = after.members - before.members;
+	delta.limit_depth = after.limit_depth - before.limit_depth;
+	delta.limit_members = after.limit_members - before.limit_members;
+	delta.limit_expanded = after.limit_expanded - before.limit_expanded;
+	delta.archive_errors = after.archive_errors - before.archive_errors;
+	delta.regex_limits = after.regex_limits - before.regex_limits;
+	delta.findings = after.findings - before.findings;
+	delta.findings_dropped = after.findings_dropped - before.findings_dropped;
+	scan_results_add_stats(sl->results, &delta);
+out:
+	free(data);
+	pthread_mutex_lock(&sl->lock);
+	sl->p.entries_done++;
+	sl->p.bytes_done += e->size;
+	pthread_mutex_unlock(&sl->lock);
+	pthread_mutex_lock(&s->lock);
+	s->files++;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Claims entry ei for scanning: 1 if the caller should scan it. Needs sl->lock. */
+static int claim(struct slayer *sl, const struct layer_entry *e, uint32_t ei)
+{
+	if (sl->done[ei] || e->type != LAYER_REG)
+		return 0;
+	sl->done[ei] = 1;
+	sl->in_flight++;
+	return 1;
+}
+
+static void unclaim(struct slayer *sl)
+{
+	pthread_mutex_lock(&sl->lock);
+	if (--sl->in_flight == 0)
+		pthread_cond_broadcast(&sl->idle);
+	pthread_mutex_unlock(&sl->lock);
+}
+
+int secrets_scan_entry(struct secrets *s, uint32_t li, uint32_t ei)
+{
+	struct slayer *sl;
+	struct scan_scanner *sc;
+	int mine, r;
+
+	if (li >= s->n || ei >= layer_count(image_layer(s->img, li)))
+		return -EINVAL;
+	sl = &s->layers[li];
+	pthread_mutex_lock(&sl->lock);
+	mine = claim(sl, layer_entry(image_layer(s->img, li), ei), ei);
+	pthread_mutex_unlock(&sl->lock);
+	if (!mine)
+		return 0;
+	note_start(s);
+	sc = take_scanner(s);
+	r = sc ? scan_one(s, sc, li, ei) : -ENOMEM;
+	if (sc)
+		give_scanner(s, sc);
+	unclaim(sl);
+	return r;
+}
+
+/* Reads the image's package databases, so that files packages installed are known as vendor
+ * content. */
+static int ensure_vendor(struct secrets *s)
+{
+	const struct tree *m = image_merged(s->img);
+	static const char *const dirs[] = {"var/lib/dpkg/info", "lib/apk/db"};
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vendor)
+		goto out;
+	if ((r = scan_vendor_new(&s->vendor)) < 0)
+		goto out;
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		uint32_t dir = tree_resolve(m, dirs[d]), first, count;
+
+		if (dir == TREE_NONE)
+			continue;
+		tree_children(m, dir, &first, &count);
+		for (uint32_t i = first; i < first + count; i++) {
+			struct tree_attr a;
+			size_t len;
+			const char *name = tree_name(m, i, &len);
+			char path[512];
+			char *data;
+			ssize_t got;
+
+			tree_stat(m, i, &a);
+			if (!S_ISREG(a.mode) || a.size > (64u << 20) ||
+			    snprintf(path, sizeof(path), "%s/%.*s", dirs[d], (int)len, name) >=
+			        (int)sizeof(path))
+				continue;
+			if (!(len > 8 && !memcmp(name + len - 8, ".md5sums", 8)) &&
+			    strcmp(path, "lib/apk/db/installed"))
+				continue;
+			data = malloc(a.size + 1);
+			if (!data) {
+				r = -ENOMEM;
+				goto out;
+			}
+			got = tree_read(m, i, data, a.size, 0, NULL);
+			if (got > 0)
+				scan_vendor_add_db_file(s->vendor, path, data, (size_t)got, NULL);
+			free(data);
+		}
+	}
+	s->sopts.vendor = s->vendor;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+struct reload {
+	struct secrets *s;
+	struct scan_results *into;
+};
+
+/* Re-adds a saved finding with the visibility it has in this image. */
+static int reload_one(const struct scan_finding *f, void *opaque)
+{
+	struct reload *rl = opaque;
+	struct scan_finding copy = *f;
+	char *outer = NULL, *view = NULL;
+	int r;
+
+	if (f->layer >= 0 && (uint32_t)f->layer < rl->s->n && f->path) {
+		const char *bang = strstr(f->path, "!/");
+
+		outer = bang ? strndup(f->path, (size_t)(bang - f->path)) : strdup(f->path);
+		if (!outer)
+			return -ENOMEM;
+		copy.visibility = visibility(rl->s, (uint32_t)f->layer, outer);
+		if (!strcmp(copy.visibility, "live")
+		        ? asprintf(&view, "merged/%s", outer) < 0
+		        : asprintf(&view, "layers/%02d/%s", f->layer, outer) < 0)
+			view = NULL;
+		copy.view_path = view;
+		copy.layer_digest = image_layer_digest(rl->s->img, (uint32_t)f->layer);
+		copy.created_by = image_source(rl->s->img)->layers[f->layer].created_by;
+	}
+	r = scan_results_add(&copy, rl->into);
+	free(outer);
+	free(view);
+	return r;
+}
+
+static char *results_file(const struct secrets *s, uint32_t li)
+{
+	char ext[40];
+
+	if (!s->cache_dir)
+		return NULL;
+	snprintf(ext, sizeof(ext), ".%.16s.scan", scan_rules_hash(s->rules));
+	return cache_file_name(s->cache_dir, image_layer_digest(s->img, li), ext);
+}
+
+/* Takes a layer's results from the cache: 0, or -ENOENT when there are none. */
+static int load_saved(struct secrets *s, uint32_t li)
+{
+	struct slayer *sl = &s->layers[li];
+	char *path = results_file(s, li);
+	struct scan_results *fresh = NULL;
+	struct reload rl = {s, NULL};
+	FILE *f = path ? fopen(path, "re") : NULL;
+	int r = -ENOENT;
+
+	if (!f)
+		goto out;
+	if ((r = scan_results_new(&fresh)) < 0)
+		goto out;
+	rl.into = fresh;
+	if ((r = scan_results_load(f, reload_one, &rl, NULL)) < 0) {
+		unlink(path); /* stale or corrupt: scan again */
+		goto out;
+	}
+	pthread_mutex_lock(&sl->lock);
+	while (sl->in_flight)
+		pthread_cond_wait(&sl->idle, &sl->lock);
+	scan_results_add_stats(fresh, scan_results_stats(sl->results));
+	scan_results_free(sl->results);
+	sl->results = fresh;
+	fresh = NULL;
+	memset(sl->done, 1, layer_count(image_layer(s->img, li)));
+	sl->p.entries_done = sl->p.entries_total;
+	sl->p.bytes_done = sl->p.bytes_total;
+	sl->p.from_cache = 1;
+	sl->p.complete = 1;
+	pthread_mutex_unlock(&sl->lock);
+out:
+	if (f)
+		fclose(f);
+	scan_results_free(fresh);
+	free(path);
+	return r;
+}
+
+/* Writes a layer's results to the cache: whole, then renamed into place. */
+static void save_results(struct secrets *s, uint32_t li)
+{
+	char *path = results_file(s, li), *tmp = NULL;
+	FILE *f = NULL;
+	int fd;
+
+	if (!path || asprintf(&tmp, "%s/.tmp-XXXXXX", s->cache_dir) < 0) {
+		free(path);
+		return;
+	}
+	fd = mkstemp(tmp); /* 0600: the file holds secrets in clear */
+	if (fd >= 0 && (f = fdopen(fd, "w"))) {
+		int ok = scan_results_save(f, s->layers[li].results, NULL) == 0;
+
+		ok = fclose(f) == 0 && ok;
+		if (!ok || rename(tmp, path) < 0)
+			unlink(tmp);
+	} else if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+}
+
+static int full_layer(struct secrets *s, struct scan_scanner *sc, uint32_t li)
+{
+	struct slayer *sl = &s->layers[li];
+	uint32_t n = layer_count(image_layer(s->img, li));
+	int r = 0, mine;
+
+	if (load_saved(s, li) == 0)
+		return 0;
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		pthread_mutex_lock(&sl->lock);
+		mine = claim(sl, layer_entry(image_layer(s->img, li), i), i);
+		pthread_mutex_unlock(&sl->lock);
+		if (!mine)
+			continue;
+		r = scan_one(s, sc, li, i);
+		unclaim(sl);
+	}
+	pthread_mutex_lock(&sl->lock);
+	while (sl->in_flight)
+		pthread_cond_wait(&sl->idle, &sl->lock);
+	sl->p.complete = r == 0;
+	pthread_mutex_unlock(&sl->lock);
+	if (r == 0)
+		save_results(s, li);
+	return r;
+}
+
+struct full_job {
+	struct secrets *s;
+	pthread_mutex_t lock;
+	uint32_t next;
+	int err;
+};
+
+static void *full_worker(void *arg)
+{
+	struct full_job *job = arg;
+	struct scan_scanner *sc = take_scanner(job->s);
+
+	for (;;) {
+		uint32_t i;
+		int r;
+
+		pthread_mutex_lock(&job->lock);
+		i = job->next++;
+		pthread_mutex_unlock(&job->lock);
+		if (i >= job->s->n)
+			break;
+		r = sc ? full_layer(job->s, sc, i) : -ENOMEM;
+		if (r < 0) {
+			pthread_mutex_lock(&job->lock);
+			job->err = r;
+			pthread_mutex_unlock(&job->lock);
+		}
+	}
+	if (sc)
+		give_scanner(job->s, sc);
+	return NULL;
+}
+
+static int scan_config_once(struct secrets *s)
+{
+	const struct source_image *si = image_source(s->img);
+	struct scan_scanner *sc = take_scanner(s);
+	struct scan_results *res = NULL;
+	struct scan_target t = {.path = "config", .visibility = "config", .layer = -1};
+	int r;
+
+	if (!sc)
+		return -ENOMEM;
+	if ((r = scan_results_new(&res)) == 0)
+		r = scan_config(sc, &t, si->config, si->config_len, scan_results_add, res, NULL);
+	give_scanner(s, sc);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0 && !s->config) {
+		s->config = res;
+		res = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	scan_results_free(res);
+	/* a config that is not JSON has nothing to scan: the image opened anyway */
+	return r == -EINVAL ? 0 : r;
+}
+
+int secrets_scan_all(struct secrets *s, struct err *err)
+{
+	struct full_job job = {.s = s};
+	pthread_t *tids;
+	unsigned nthreads = s->threads, started = 0;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->full_running && !s->full_done)
+		pthread_cond_wait(&s->done_cond, &s->lock);
+	if (s->full_done) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	s->full_running = 1;
+	pthread_mutex_unlock(&s->lock);
+
+	note_start(s);
+	if ((r = ensure_vendor(s)) < 0 || (r = scan_config_once(s)) < 0)
+		goto out;
+	if (nthreads > s->n)
+		nthreads = s->n;
+	pthread_mutex_init(&job.lock, NULL);
+	tids = calloc(nthreads + 1, sizeof(*tids));
+	for (unsigned t = 1; tids && t < nthreads; t++)
+		if (pthread_create(&tids[started], NULL, full_worker, &job) == 0)
+			started++;
+	full_worker(&job);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
+	free(tids);
+	pthread_mutex_destroy(&job.lock);
+	r = job.err;
+out:
+	pthread_mutex_lock(&s->lock);
+	s->full_running = 0;
+	s->full_done = r == 0;
+	clock_gettime(CLOCK_MONOTONIC, &s->ended);
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		err_set(err, r, "%s: scanning failed: %s", image_path(s->img), strerror(-r));
+	return r;
+}
+
+int secrets_complete(struct secrets *s)
+{
+	int done;
+
+	pthread_mutex_lock(&s->lock);
+	done = s->full_done;
+	pthread_mutex_unlock(&s->lock);
+	return done;
+}
+
+void secrets_progress(struct secrets *s, uint32_t li, struct secrets_layer_progress *ret)
+{
+	struct slayer *sl = &s->layers[li];
+
+	pthread_mutex_lock(&sl->lock);
+	*ret = sl->p;
+	pthread_mutex_unlock(&sl->lock);
+}
+
+double secrets_elapsed(struct secrets *s)
+{
+	struct timespec now;
+	double t = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->has_started) {
+		if (s->full_done)
+			now = s->ended;
+		else
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		t = seconds_between(&s->started, &now);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return t;
+}
+
+uint64_t secrets_files_scanned(struct secrets *s)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->files;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static int copy_results(struct scan_results *into, const struct scan_results *from)
+{
+	const struct scan_finding *f;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < scan_results_count(from); i++)
+		r = scan_results_add(scan_results_get(from, i), into);
+	for (size_t i = 0; r == 0 && (f = scan_results_context(from, i)); i++)
+		r = scan_results_add(f, into);
+	scan_results_add_stats(into, scan_results_stats(from));
+	return r;
+}
+
+int secrets_results(struct secrets *s, struct scan_results **ret, struct err *err)
+{
+	struct scan_results *all = NULL;
+	int r;
+
+	if ((r = scan_results_new(&all)) < 0)
+		goto out;
+	pthread_mutex_lock(&s->lock);
+	r = s->config ? copy_results(all, s->config) : 0;
+	pthread_mutex_unlock(&s->lock);
+	for (uint32_t i = 0; r == 0 && i < s->n; i++) {
+		pthread_mutex_lock(&s->layers[i].lock);
+		r = copy_results(all, s->layers[i].results);
+		pthread_mutex_unlock(&s->layers[i].lock);
+	}
+	if (r == 0)
+		r = scan_results_finish(all);
+out:
+	if (r < 0) {
+		scan_results_free(all);
+		return err_set(err, r, "collecting findings: %s", strerror(-r));
+	}
+	*ret = all;
+	return 0;
+}
+
+const struct scan_rules *secrets_rules(const struct secrets *s)
+{
+	return s->rules;
+}
+
+int secrets_new(struct image *img, const struct secrets_opts *opts, struct secrets **ret,
+                struct err *err)
+{
+	struct secrets_opts def = {0};
+	struct secrets *s = calloc(1, sizeof(*s));
+	struct scan_err se = {0};
+	int r = -ENOMEM;
+
+	if (!opts)
+		opts = &def;
+	if (!s)
+		return err_set(err, -ENOMEM, "out of memory");
+	s->img = img;
+	s->n = image_layer_count(img);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->done_cond, NULL);
+	scan_limits_default(&s->limits);
+	if (opts->max_file_size)
+		s->limits.max_file_size = opts->max_file_size;
+	s->sopts.limits = &s->limits;
+	s->threads = opts->threads;
+	if (!s->threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		s->threads = n > 0 ? (unsigned)n : 1;
+	}
+	if ((r = scan_rules_new_builtin(&s->rules, &se)) < 0) {
+		err_set(err, r, "built-in rules: %s", se.msg);
+		goto fail;
+	}
+	if (opts->rules_file) {
+		struct scan_rules *extra = NULL;
+
+		r = scan_rules_new_file(&extra, opts->rules_file, &se);
+		if (r == 0)
+			r = scan_rules_merge(s->rules, extra, &se);
+		scan_rules_free(extra);
+		if (r < 0) {
+			err_set(err, r, "%s: %s", opts->rules_file, se.msg);
+			goto fail;
+		}
+	}
+	if (!opts->no_cache) {
+		const char *dir = opts->cache_dir ? opts->cache_dir : image_cache_dir(img);
+
+		if (dir && !(s->cache_dir = strdup(dir)))
+			goto nomem;
+	}
+	if ((r = build_hidden(s)) < 0)
+		goto nomem;
+	s->layers = calloc(s->n + 1, sizeof(*s->layers));
+	if (!s->layers)
+		goto nomem;
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct slayer *sl = &s->layers[i];
+
+		pthread_mutex_init(&sl->lock, NULL);
+		pthread_cond_init(&sl->idle, NULL);
+		sl->done = calloc(layer_count(image_layer(img, i)) + 1, 1);
+		if (!sl->done || scan_results_new(&sl->results) < 0 || build_aliases(s, i) < 0)
+			goto nomem;
+	}
+	*ret = s;
+	return 0;
+nomem:
+	r = err_set(err, -ENOMEM, "out of memory");
+fail:
+	secrets_free(s);
+	return r;
+}
+
+void secrets_free(struct secrets *s)
+{
+	if (!s)
+		return;
+	for (uint32_t i = 0; s->layers && i < s->n; i++) {
+		struct slayer *sl = &s->layers[i];
+
+		scan_results_free(sl->results);
+		free(sl->done);
+		free(sl->alias_next);
+		free(sl->alias_first);
+		pthread_mutex_destroy(&sl->lock);
+		pthread_cond_destroy(&sl->idle);
+	}
+	free(s->layers);
+	for (size_t i = 0; i < s->npool; i++)
+		scan_scanner_free(s->pool[i]);
+	free(s->pool);
+	scan_results_free(s->config);
+	scan_vendor_free(s->vendor);
+	scan_rules_free(s->rules);
+	free(s->hidden);
+	free(s->cache_dir);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->done_cond);
+	free(s);
+}
