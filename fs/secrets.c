@@ -800,3 +800,8 @@ void secrets_free(struct secrets *s)
 	pthread_cond_destroy(&s->done_cond);
 	free(s);
 }
+
+uint32_t secrets_layer_count(const struct secrets *s)
+{
+	return s->n;
+}

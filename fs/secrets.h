@@ -57,7 +57,9 @@ int secrets_scan_all(struct secrets *s, struct err *err);
 /* 1 once secrets_scan_all has finished. */
 int secrets_complete(struct secrets *s);
 
+uint32_t secrets_layer_count(const struct secrets *s);
 /* Per-layer progress; never waits for a scan in progress. */
+
 void secrets_progress(struct secrets *s, uint32_t layer, struct secrets_layer_progress *ret);
 /* Seconds since the first scan started (0 before), and since it ended. */
 double secrets_elapsed(struct secrets *s);

@@ -9,12 +9,11 @@
  * attributes, directory listings and file pages for as long as it likes,
  * and forget needs no bookkeeping.
  */
-#define FUSE_USE_VERSION 35
 #include "vfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Nothing changes under a mount: let the kernel cache for a day. */
-#define VFS_TIMEOUT 86400.0
+#include "vfs_int.h"
 
 enum virt {
 	V_ROOT = 1,
@@ -53,19 +51,8 @@ static const struct {
     [V_DELETED_TSV] = {"deleted.tsv", V_IMAGE, 0},
 };
 
-struct vfs {
-	struct image *img;
-	uint32_t nlayers;
-	time_t mount_time;
-};
-
 #define VIEW_MERGED  1u
 #define VIEW_DELETED 2u
-
-static fuse_ino_t make_ino(uint32_t view, uint32_t node)
-{
-	return ((fuse_ino_t)view << 32) | node;
-}
 
 static uint32_t ino_view(fuse_ino_t ino)
 {
@@ -178,6 +165,8 @@ static int do_stat(struct vfs *v, fuse_ino_t ino, struct stat *st)
 	struct tree *t;
 	int r;
 
+	if (view == VIEW_SECRETS)
+		return vsec_stat(v, node, st);
 	if (view == 0) {
 		if (node < V_ROOT || node >= V_COUNT)
 			return -ENOENT;
@@ -197,7 +186,7 @@ static struct vfs *vfs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void reply_entry(fuse_req_t req, struct vfs *v, fuse_ino_t ino)
+void vfs_reply_entry(fuse_req_t req, struct vfs *v, fuse_ino_t ino)
 {
 	struct fuse_entry_param e = {0};
 	int r = do_stat(v, ino, &e.attr);
@@ -237,24 +226,28 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	long n;
 	int r;
 
+	if (view == VIEW_SECRETS)
+		return vsec_lookup(req, v, node, name);
 	if (view == 0) {
 		if (node == V_ROOT && strcmp(name, "merged") == 0)
-			return reply_entry(req, v, make_ino(VIEW_MERGED, 0));
+			return vfs_reply_entry(req, v, make_ino(VIEW_MERGED, 0));
 		if (node == V_ROOT && strcmp(name, "deleted") == 0)
-			return reply_entry(req, v, make_ino(VIEW_DELETED, 0));
+			return vfs_reply_entry(req, v, make_ino(VIEW_DELETED, 0));
+		if (node == V_ROOT && strcmp(name, ".secrets") == 0)
+			return vfs_reply_entry(req, v, make_ino(VIEW_SECRETS, 0));
 		if (node == V_LAYERS || node == V_STACK) {
 			n = layer_number(name, v->nlayers);
 			if (n < 0)
 				return (void)fuse_reply_err(req, ENOENT);
-			return reply_entry(req, v,
-			                   make_ino(node == V_LAYERS
-			                                ? view_of_layer(v, (uint32_t)n)
-			                                : view_of_stack(v, (uint32_t)n),
-			                            0));
+			return vfs_reply_entry(req, v,
+			                       make_ino(node == V_LAYERS
+			                                    ? view_of_layer(v, (uint32_t)n)
+			                                    : view_of_stack(v, (uint32_t)n),
+			                                0));
 		}
 		for (int i = V_LAYERS; i < V_COUNT; i++)
 			if (virt_nodes[i].parent == node && !strcmp(virt_nodes[i].name, name))
-				return reply_entry(req, v, make_ino(0, (uint32_t)i));
+				return vfs_reply_entry(req, v, make_ino(0, (uint32_t)i));
 		return (void)fuse_reply_err(req, ENOENT);
 	}
 	if ((r = view_tree(v, view, &t)) < 0)
@@ -262,7 +255,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	node = tree_lookup(t, node, name, strlen(name));
 	if (node == TREE_NONE)
 		return (void)fuse_reply_err(req, ENOENT);
-	reply_entry(req, v, make_ino(view, node));
+	vfs_reply_entry(req, v, make_ino(view, node));
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -285,6 +278,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct tree_attr a;
 	struct tree *t;
 
+	if (ino_view(ino) == VIEW_SECRETS)
+		return vsec_readlink(req, v, ino_node(ino));
 	if (ino_view(ino) == 0 || view_tree(v, ino_view(ino), &t) < 0 ||
 	    ino_node(ino) >= tree_node_count(t))
 		return (void)fuse_reply_err(req, EINVAL);
@@ -298,15 +293,15 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	if (ino_view(ino) != VIEW_SECRETS) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	fuse_reply_open(req, fi);
 }
 
-/* Adds one directory entry to buf; returns 0 when it did not fit. */
-static int add_dirent(fuse_req_t req, char *buf, size_t size, size_t *pos, const char *name,
-                      const struct stat *st, off_t next)
+int vfs_add_dirent(fuse_req_t req, char *buf, size_t size, size_t *pos, const char *name,
+                   const struct stat *st, off_t next)
 {
 	size_t need = fuse_add_direntry(req, buf + *pos, size - *pos, name, st, next);
 
@@ -326,20 +321,24 @@ static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t
 	/* entries: ".", "..", then the children in a fixed order */
 	st.st_mode = S_IFDIR;
 	st.st_ino = make_ino(0, node);
-	if (off <= i && !add_dirent(req, buf, size, pos, ".", &st, i + 1))
+	if (off <= i && !vfs_add_dirent(req, buf, size, pos, ".", &st, i + 1))
 		return;
 	i++;
 	st.st_ino = make_ino(0, virt_nodes[node].parent);
-	if (off <= i && !add_dirent(req, buf, size, pos, "..", &st, i + 1))
+	if (off <= i && !vfs_add_dirent(req, buf, size, pos, "..", &st, i + 1))
 		return;
 	i++;
 	if (node == V_ROOT) {
 		st.st_ino = make_ino(VIEW_MERGED, 0);
-		if (off <= i && !add_dirent(req, buf, size, pos, "merged", &st, i + 1))
+		if (off <= i && !vfs_add_dirent(req, buf, size, pos, "merged", &st, i + 1))
 			return;
 		i++;
 		st.st_ino = make_ino(VIEW_DELETED, 0);
-		if (off <= i && !add_dirent(req, buf, size, pos, "deleted", &st, i + 1))
+		if (off <= i && !vfs_add_dirent(req, buf, size, pos, "deleted", &st, i + 1))
+			return;
+		i++;
+		st.st_ino = make_ino(VIEW_SECRETS, 0);
+		if (off <= i && !vfs_add_dirent(req, buf, size, pos, ".secrets", &st, i + 1))
 			return;
 		i++;
 	}
@@ -348,7 +347,7 @@ static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t
 			snprintf(name, sizeof(name), "%02u", n);
 			st.st_ino = make_ino(
 			    node == V_LAYERS ? view_of_layer(v, n) : view_of_stack(v, n), 0);
-			if (off <= i && !add_dirent(req, buf, size, pos, name, &st, i + 1))
+			if (off <= i && !vfs_add_dirent(req, buf, size, pos, name, &st, i + 1))
 				return;
 		}
 		return;
@@ -357,7 +356,8 @@ static void readdir_virtual(fuse_req_t req, struct vfs *v, uint32_t node, size_t
 		if (virt_nodes[c].parent != node)
 			continue;
 		virt_stat(v, (enum virt)c, &st);
-		if (off <= i && !add_dirent(req, buf, size, pos, virt_nodes[c].name, &st, i + 1))
+		if (off <= i &&
+		    !vfs_add_dirent(req, buf, size, pos, virt_nodes[c].name, &st, i + 1))
 			return;
 		i++;
 	}
@@ -376,6 +376,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int r;
 
 	(void)fi;
+	if (view == VIEW_SECRETS) {
+		free(buf);
+		return vsec_readdir(req, v, node, size, off);
+	}
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	if (view == 0) {
@@ -390,13 +394,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	st.st_mode = S_IFDIR;
 	if (off == 0) {
 		st.st_ino = make_ino(view, node);
-		if (!add_dirent(req, buf, size, &pos, ".", &st, 1))
+		if (!vfs_add_dirent(req, buf, size, &pos, ".", &st, 1))
 			goto reply;
 		off = 1;
 	}
 	if (off == 1) {
 		st.st_ino = node ? make_ino(view, tree_parent(t, node)) : make_ino(0, V_ROOT);
-		if (!add_dirent(req, buf, size, &pos, "..", &st, 2))
+		if (!vfs_add_dirent(req, buf, size, &pos, "..", &st, 2))
 			goto reply;
 		off = 2;
 	}
@@ -409,7 +413,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		memcpy(name, n, len);
 		name[len] = '\0';
 		tree_to_stat(t, view, first + i, &st);
-		if (!add_dirent(req, buf, size, &pos, name, &st, (off_t)i + 3))
+		if (!vfs_add_dirent(req, buf, size, &pos, name, &st, (off_t)i + 3))
 			break;
 	}
 reply:
@@ -419,11 +423,31 @@ reply:
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct vfs *v = vfs_of(req);
+	struct tree *t;
+	struct tree_attr a;
+
+	if (ino_view(ino) == VIEW_SECRETS)
+		return vsec_open(req, v, ino_node(ino), fi);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return (void)fuse_reply_err(req, EROFS);
 	fi->keep_cache = 1;
+	/* files of the views are scanned once read through */
+	if (ino_view(ino) != 0 && view_tree(v, ino_view(ino), &t) == 0 &&
+	    ino_node(ino) < tree_node_count(t)) {
+		tree_stat(t, ino_node(ino), &a);
+		if (S_ISREG(a.mode) && a.data_entry != TREE_NONE)
+			fi->fh = (uint64_t)(uintptr_t)vsec_track_open(v, a.data_layer, a.data_entry,
+			                                              a.size);
+	}
 	fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ino_view(ino) != VIEW_SECRETS)
+		vsec_track_release((void *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -436,7 +460,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf;
 	int r;
 
-	(void)fi;
+	if (view == VIEW_SECRETS)
+		return vsec_read(req, v, ino_node(ino), size, off);
 	if (view == 0) {
 		size_t len;
 		const char *data = virt_data(v, (enum virt)ino_node(ino), &len);
@@ -457,6 +482,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+	/* after the reply: the reader does not wait for the scan */
+	if (n > 0)
+		vsec_track_read(v, (void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n);
 }
 
 /*
@@ -595,6 +623,7 @@ static const struct fuse_lowlevel_ops ops = {
     .readdir = op_readdir,
     .open = op_open,
     .read = op_read,
+    .release = op_release,
     .listxattr = op_listxattr,
     .getxattr = op_getxattr,
     .statfs = op_statfs,
@@ -603,7 +632,12 @@ static const struct fuse_lowlevel_ops ops = {
 int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *opts,
               struct err *err)
 {
-	struct vfs v = {.img = img, .nlayers = image_layer_count(img), .mount_time = time(NULL)};
+	struct vfs v = {.img = img,
+	                .nlayers = image_layer_count(img),
+	                .mount_time = time(NULL),
+	                .show_secrets = opts->show_secrets,
+	                .sec_lock = PTHREAD_MUTEX_INITIALIZER,
+	                .dir_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 16};
@@ -661,5 +695,6 @@ out:
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	free(o);
+	vsec_free(&v);
 	return r;
 }

@@ -23,6 +23,7 @@ struct vfs_opts {
 	int debug;             /* libfuse's -d */
 	const char *fuse_opts; /* extra -o options, passed through ("allow_other,...") */
 	unsigned max_threads;  /* FUSE worker threads, 0 = libfuse's default */
+	int show_secrets;      /* .secrets shows secrets in clear (-o show_secrets) */
 };
 
 /*

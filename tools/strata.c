@@ -45,7 +45,8 @@ static const char usage_mount[] =
     "Mounts the image read-only and returns once the mount answers.\n"
     "  -f               stay in the foreground\n"
     "  -d               FUSE debug output (implies -f)\n"
-    "  -o OPTS          FUSE mount options, e.g. -o allow_other\n"
+    "  -o OPTS          mount options: show_secrets (.secrets shows secrets in clear),\n"
+    "                   and FUSE ones, e.g. -o allow_other\n"
     "  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
     "  --no-verify      warn instead of failing on a layer digest mismatch\n"
     "  -q, --quiet      no warnings\n"
@@ -53,8 +54,35 @@ static const char usage_mount[] =
     "example:\n"
     "  strata mount app.tar /mnt/img && ls /mnt/img/merged && strata umount /mnt/img\n";
 
+/*
+ * Splits -o OPTS into strata's own options (show_secrets) and those passed
+ * to FUSE; several -o accumulate.
+ */
+static void take_mount_options(struct vfs_opts *vo, const char *opts)
+{
+	static char fuse[4096];
+	char *copy = strdup(opts), *save = NULL;
+
+	if (!copy)
+		return;
+	for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(o, "show_secrets")) {
+			vo->show_secrets = 1;
+			continue;
+		}
+		if (strlen(fuse) + strlen(o) + 2 < sizeof(fuse)) {
+			if (fuse[0])
+				strcat(fuse, ",");
+			strcat(fuse, o);
+		}
+	}
+	vo->fuse_opts = fuse;
+	free(copy);
+}
+
 static int cmd_mount(int argc, char **argv)
 {
+
 	struct common c = {.layer = -1};
 	struct vfs_opts vo = {0};
 	struct err e = {0};
@@ -69,7 +97,7 @@ static int cmd_mount(int argc, char **argv)
 		else if (opt == 'd')
 			vo.debug = vo.foreground = 1;
 		else if (opt == 'o')
-			vo.fuse_opts = optarg;
+			take_mount_options(&vo, optarg);
 	}
 	if (argc - optind != 2)
 		usage_error(usage_mount, "%s", "mount wants IMAGE and MOUNTPOINT");

@@ -1,0 +1,303 @@
+/*
+ * vfs_secrets: .secrets/ at the mount root, and scanning files as they are
+ * read through the mount.
+ *
+ * Inodes of .secrets/ are (VIEW_SECRETS, node): node 0 is the directory
+ * itself, node 1 is status, and node k >= 2 is node k - 1 of the rendered
+ * vtree. status is made anew on every read and never waits; everything else
+ * exists only once the full scan has finished, so looking it up or listing
+ * the directory runs that scan first (and every later caller finds it done).
+ *
+ * A file counts as read once every 4 KiB chunk of it has passed through
+ * read(), in whatever order the reads come (the page cache reads ahead and
+ * out of order); then it is scanned at once and its findings join the rest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secdir.h"
+#include "vfs_int.h"
+
+#define NODE_DIR    0u
+#define NODE_STATUS 1u
+#define TRACK_CHUNK 4096u
+/* Bigger files are left to the full scan: the scanner skips them anyway. */
+#define TRACK_MAX_SIZE (64ull << 20)
+
+struct secrets *vsec_get(struct vfs *v)
+{
+	struct secrets *s;
+
+	pthread_mutex_lock(&v->sec_lock);
+	if (!v->sec && secrets_new(v->img, NULL, &v->sec, NULL) < 0)
+		v->sec = NULL;
+	s = v->sec;
+	pthread_mutex_unlock(&v->sec_lock);
+	return s;
+}
+
+/* The rendered tree, after running the full scan if nobody has yet. */
+static struct vtree *secdir(struct vfs *v)
+{
+	struct secrets *s = vsec_get(v);
+	struct vtree *t;
+
+	pthread_mutex_lock(&v->dir_lock);
+	if (!v->secdir && s && secrets_scan_all(s, NULL) == 0)
+		secdir_render(s, v->show_secrets, &v->secdir, NULL);
+	t = v->secdir;
+	pthread_mutex_unlock(&v->dir_lock);
+	return t;
+}
+
+/* The tree if it is already rendered, without waiting for anything. */
+static struct vtree *secdir_now(struct vfs *v)
+{
+	struct vtree *t = NULL;
+
+	if (pthread_mutex_trylock(&v->dir_lock) == 0) {
+		t = v->secdir;
+		pthread_mutex_unlock(&v->dir_lock);
+	}
+	return t;
+}
+
+static char *status_text(struct vfs *v, size_t *ret_len)
+{
+	struct secrets *s;
+
+	pthread_mutex_lock(&v->sec_lock);
+	s = v->sec;
+	pthread_mutex_unlock(&v->sec_lock);
+	return secdir_status(s, ret_len);
+}
+
+int vsec_stat(struct vfs *v, uint32_t node, struct stat *st)
+{
+	struct vtree *t;
+	size_t len = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = make_ino(VIEW_SECRETS, node);
+	st->st_mtime = st->st_ctime = st->st_atime = v->mount_time;
+	st->st_blksize = 4096;
+	if (node == NODE_DIR) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	}
+	if (node == NODE_STATUS) {
+		free(status_text(v, &len));
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)len;
+		return 0;
+	}
+	t = secdir_now(v);
+	if (!t || node - 1 >= vtree_count(t))
+		return -ENOENT;
+	vtree_data(t, node - 1, &len);
+	st->st_nlink = 1;
+	st->st_size = (off_t)len;
+	switch (vtree_type(t, node - 1)) {
+	case VTREE_DIR:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		break;
+	case VTREE_LINK:
+		st->st_mode = S_IFLNK | 0777;
+		break;
+	default:
+		st->st_mode = S_IFREG | 0444;
+	}
+	st->st_blocks = (st->st_size + 511) / 512;
+	return 0;
+}
+
+void vsec_lookup(fuse_req_t req, struct vfs *v, uint32_t dir, const char *name)
+{
+	struct fuse_entry_param e = {0};
+	struct vtree *t;
+	uint32_t n;
+
+	if (dir == NODE_DIR && !strcmp(name, "status")) {
+		/* status changes while a scan runs: never cached */
+		vsec_stat(v, NODE_STATUS, &e.attr);
+		e.ino = e.attr.st_ino;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (dir == NODE_STATUS || !(t = secdir(v)))
+		return (void)fuse_reply_err(req, dir == NODE_STATUS ? ENOTDIR : EIO);
+	n = vtree_lookup(t, dir == NODE_DIR ? 0 : dir - 1, name);
+	if (n == VTREE_NONE)
+		return (void)fuse_reply_err(req, ENOENT);
+	vfs_reply_entry(req, v, make_ino(VIEW_SECRETS, n + 1));
+}
+
+void vsec_readdir(fuse_req_t req, struct vfs *v, uint32_t dir, size_t size, off_t off)
+{
+	struct vtree *t = secdir(v);
+	uint32_t vdir = dir == NODE_DIR ? 0 : dir - 1, count;
+	char *buf = malloc(size);
+	struct stat st = {0};
+	size_t pos = 0;
+	off_t i = 0;
+
+	if (!buf || !t) {
+		free(buf);
+		return (void)fuse_reply_err(req, buf ? EIO : ENOMEM);
+	}
+	count = vtree_child_count(t, vdir);
+	st.st_mode = S_IFDIR;
+	st.st_ino = make_ino(VIEW_SECRETS, dir);
+	if (off <= i && !vfs_add_dirent(req, buf, size, &pos, ".", &st, i + 1))
+		goto reply;
+	i++;
+	st.st_ino =
+	    dir == NODE_DIR
+	        ? make_ino(0, 1)
+	        : make_ino(VIEW_SECRETS, vtree_parent(t, vdir) ? vtree_parent(t, vdir) + 1 : 0);
+	if (off <= i && !vfs_add_dirent(req, buf, size, &pos, "..", &st, i + 1))
+		goto reply;
+	i++;
+	if (dir == NODE_DIR) {
+		st.st_mode = S_IFREG;
+		st.st_ino = make_ino(VIEW_SECRETS, NODE_STATUS);
+		if (off <= i && !vfs_add_dirent(req, buf, size, &pos, "status", &st, i + 1))
+			goto reply;
+		i++;
+	}
+	for (uint32_t c = 0; c < count; c++, i++) {
+		uint32_t n = vtree_child(t, vdir, c);
+
+		vsec_stat(v, n + 1, &st);
+		if (off <= i && !vfs_add_dirent(req, buf, size, &pos, vtree_name(t, n), &st, i + 1))
+			break;
+	}
+reply:
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+void vsec_open(fuse_req_t req, struct vfs *v, uint32_t node, struct fuse_file_info *fi)
+{
+	(void)v;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		return (void)fuse_reply_err(req, EROFS);
+	/* status grows and changes: bypass the page cache for it */
+	if (node == NODE_STATUS)
+		fi->direct_io = 1;
+	else
+		fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+void vsec_read(fuse_req_t req, struct vfs *v, uint32_t node, size_t size, off_t off)
+{
+	const char *data;
+	char *text = NULL;
+	struct vtree *t;
+	size_t len;
+
+	if (node == NODE_STATUS) {
+		data = text = status_text(v, &len);
+	} else {
+		t = secdir_now(v);
+		if (!t || node - 1 >= vtree_count(t))
+			return (void)fuse_reply_err(req, EIO);
+		data = vtree_data(t, node - 1, &len);
+	}
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off,
+		               len - (size_t)off < size ? len - (size_t)off : size);
+	free(text);
+}
+
+void vsec_readlink(fuse_req_t req, struct vfs *v, uint32_t node)
+{
+	struct vtree *t = secdir_now(v);
+	size_t len;
+
+	if (!t || node < 2 || node - 1 >= vtree_count(t) || vtree_type(t, node - 1) != VTREE_LINK)
+		return (void)fuse_reply_err(req, EINVAL);
+	fuse_reply_readlink(req, vtree_data(t, node - 1, &len));
+}
+
+void vsec_free(struct vfs *v)
+{
+	vtree_free(v->secdir);
+	secrets_free(v->sec);
+}
+
+struct track {
+	pthread_mutex_t lock;
+	uint32_t layer, entry;
+	uint64_t size;
+	uint32_t nchunks, covered;
+	int scanned;
+	uint8_t bits[];
+};
+
+void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size)
+{
+	uint32_t nchunks = (uint32_t)((size + TRACK_CHUNK - 1) / TRACK_CHUNK);
+	struct track *t;
+
+	(void)v;
+	if (size == 0 || size > TRACK_MAX_SIZE)
+		return NULL;
+	t = calloc(1, sizeof(*t) + (nchunks + 7) / 8);
+	if (!t)
+		return NULL;
+	*t = (struct track){.layer = layer, .entry = entry, .size = size, .nchunks = nchunks};
+
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+}
+
+void vsec_track_read(struct vfs *v, void *track, uint64_t off, size_t len)
+{
+	struct track *t = track;
+	uint64_t end = off + len;
+	int now = 0;
+
+	if (!t || len == 0)
+		return;
+	pthread_mutex_lock(&t->lock);
+	/* a chunk counts once all of it (up to the end of the file) has been read */
+	for (uint64_t c = (off + TRACK_CHUNK - 1) / TRACK_CHUNK; c < t->nchunks; c++) {
+		uint64_t cs = c * TRACK_CHUNK,
+		         ce = cs + TRACK_CHUNK < t->size ? cs + TRACK_CHUNK : t->size;
+
+		if (ce > end)
+			break;
+		if (!(t->bits[c / 8] & (1u << (c % 8)))) {
+			t->bits[c / 8] |= (uint8_t)(1u << (c % 8));
+			t->covered++;
+		}
+	}
+	if (t->covered == t->nchunks && !t->scanned)
+		now = t->scanned = 1;
+	pthread_mutex_unlock(&t->lock);
+	if (now) {
+		struct secrets *s = vsec_get(v);
+
+		if (s)
+			secrets_scan_entry(s, t->layer, t->entry);
+	}
+}
+
+void vsec_track_release(void *track)
+{
+	struct track *t = track;
+
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
