@@ -781,7 +781,7 @@ TAR_TYPES = {
 }
 
 
-def tar_view(stream, hash_content=True):
+def tar_view(stream, hash_content=True, hash_limit=None):
     """{path: dict(type, mode, uid, gid, size, mtime, target, sha256, rdev, xattrs, implied, link)}
     for one layer tar stream: duplicates last-wins, hardlinks resolved to their
     target's content, implied parent directories added with implied=True."""
@@ -809,7 +809,7 @@ def tar_view(stream, hash_content=True):
                 e["sha256"], e["size"] = tgt["sha256"], tgt["size"]
         elif t in ("chr", "blk"):
             e["rdev"] = (m.devmajor, m.devminor)
-        elif t == "file" and hash_content:
+        elif t == "file" and hash_content and (hash_limit is None or m.size < hash_limit):
             h = hashlib.sha256()
             f = tf.extractfile(m)
             while True:
@@ -1163,3 +1163,155 @@ def cached_unpack(layout, tag, key):
             umoci_unpack(layout, tag, dest)
             open(dest + ".done", "w").close()
     return os.path.join(dest, "rootfs")
+
+
+class Aspects:
+    """Several independent checks on one mount: each failure is kept, the rest still run.
+
+        a = Aspects()
+        with a("merged"): ...
+        a.done()   # raises Failure listing every failed aspect
+    """
+
+    def __init__(self):
+        self.failures = []
+        self.notes = []
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        try:
+            yield
+        except Failure as e:
+            self.failures.append("[%s] %s" % (name, e))
+        except OSError as e:
+            self.failures.append("[%s] OS error: %s" % (name, e))
+
+    def note(self, msg):
+        self.notes.append(msg)
+
+    def done(self):
+        if self.failures:
+            fail("\n".join(self.failures + ["note: " + n for n in self.notes]))
+        return "\n".join(self.notes)
+
+
+def list_layers_dir(mnt):
+    """layers/ must hold exactly 00..N-1 (two digits)."""
+    names = sorted(os.listdir(os.path.join(mnt, "layers")))
+    return names
+
+
+def check_layers_dir(mnt, n):
+    names = list_layers_dir(mnt)
+    want = ["%02d" % i for i in range(n)]
+    check(names == want, "layers/ holds %s, expected %s" % (names, want))
+
+
+def check_history(mnt, image, n):
+    """image/history: one line per layer, index first, digest, created_by of the
+    history entry owning that layer (empty_layer entries skipped)."""
+    with open(os.path.join(mnt, "image", "history"), "rb") as f:
+        lines = [l for l in f.read().decode("utf-8", "replace").split("\n") if l.strip()]
+    check(len(lines) == n, "image/history has %d lines for %d layers:\n%s" % (len(lines), n, "\n".join(lines)))
+    created = image.history_created_by()
+    diff_ids = image.config.get("rootfs", {}).get("diff_ids", [])
+    mdigests = [l["digest"] for l in image.manifest["layers"]] if image.manifest else []
+    bad = []
+    for i, line in enumerate(lines):
+        first = re.split(r"[\s:]+", line.strip(), 1)[0]
+        if not first.isdigit() or int(first) != i:
+            bad.append("line %d does not start with its index: %r" % (i, line))
+        hexes = [d.split(":")[-1][:12] for d in ([mdigests[i]] if i < len(mdigests) else [])
+                 + ([diff_ids[i]] if i < len(diff_ids) else [])]
+        if hexes and not any(h in line for h in hexes):
+            bad.append("line %d names neither the layer digest nor the diff_id (%s): %r" % (i, hexes, line))
+        if i < len(created) and created[i] and created[i][:40] not in line:
+            bad.append("line %d lacks created_by %r: %r" % (i, created[i][:40], line))
+    check(not bad, "image/history:\n  " + "\n  ".join(bad))
+
+
+def check_image_json(mnt, image):
+    """image/config.json equals the image's config; image/manifest.json lists the layers."""
+    with open(os.path.join(mnt, "image", "config.json"), "rb") as f:
+        cfg = f.read()
+    try:
+        got = json.loads(cfg)
+    except ValueError as e:
+        fail("image/config.json is not JSON: %s" % e)
+    check(got == image.config, "image/config.json differs from the image's config")
+    if image.manifest is not None:
+        want_digest = image.manifest["config"]["digest"]
+        have = "sha256:" + hashlib.sha256(cfg).hexdigest()
+        check(have == want_digest, "image/config.json: sha256 %s, manifest says %s (not the original bytes?)"
+              % (have, want_digest))
+    with open(os.path.join(mnt, "image", "manifest.json"), "rb") as f:
+        try:
+            m = json.loads(f.read())
+        except ValueError as e:
+            fail("image/manifest.json is not JSON: %s" % e)
+    if image.manifest is not None:
+        check(m == image.manifest, "image/manifest.json differs from the image's manifest")
+    else:
+        layers = m.get("layers") if isinstance(m, dict) else None
+        if layers is None and isinstance(m, list) and m:
+            layers = m[0].get("Layers")
+        check(layers is not None and len(layers) == len(image.layers),
+              "image/manifest.json: cannot find %d layers in it" % len(image.layers))
+
+
+def check_read_only(mnt):
+    import errno
+    bad = []
+    for what, fn in (("create a file", lambda: open(os.path.join(mnt, "merged", "strata-itest-new"), "wb")),
+                     ("mkdir", lambda: os.mkdir(os.path.join(mnt, "merged", "strata-itest-dir")))):
+        try:
+            f = fn()
+            if hasattr(f, "close"):
+                f.close()
+            bad.append("%s in merged/ succeeded" % what)
+        except OSError as e:
+            if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                bad.append("%s: errno %s, expected EROFS" % (what, errno.errorcode.get(e.errno, e.errno)))
+            elif e.errno != errno.EROFS:
+                bad.append("%s: %s, the issue asks for EROFS" % (what, errno.errorcode[e.errno]))
+    check(not bad, "; ".join(bad))
+
+
+def check_layer_views(mnt, image, what, check_meta=True):
+    out = []
+    for i in range(len(image.layers)):
+        view = tar_view(image.layer_stream(i))
+        snap = snapshot(os.path.join(mnt, "layers", "%02d" % i), xattr_filter=user_xattrs)
+        d = compare_layer(snap, view, "%s layers/%02d" % (what, i), check_meta=check_meta)
+        if d:
+            out.append("layers/%02d: %d difference(s):\n    %s%s" % (
+                i, len(d), "\n    ".join(d[:12]), "" if len(d) <= 12 else "\n    ... and %d more" % (len(d) - 12)))
+    check(not out, "\n  ".join(out))
+
+
+def check_preads(mnt_root, ref_root, snap, n=3, reads=200):
+    out = []
+    for p in largest_files(snap, n):
+        d = pread_check(os.path.join(os.fsencode(mnt_root), p), os.path.join(os.fsencode(ref_root), p), reads)
+        if d:
+            out.append("%s:\n    %s" % (shown(p), "\n    ".join(d)))
+    check(not out, "random reads differ:\n  " + "\n  ".join(out))
+
+
+@contextlib.contextmanager
+def try_mount(strata, image, ref=None, platform=None, opts=None, timeout=MOUNT_TIMEOUT):
+    """Run `strata mount` without expecting success; yield (Result, mountpoint).
+    Whatever happened, everything is unmounted and the temp dir removed after."""
+    mnt = tempfile.mkdtemp(prefix="strata-mnt-")
+    with _LOCK:
+        _ACTIVE[mnt] = True
+    try:
+        res = strata_cmd(strata, "mount", image, mnt, ref=ref, platform=platform, opts=opts, timeout=timeout)
+        yield res, mnt
+    finally:
+        force_unmount(mnt, strata)
+        with _LOCK:
+            _ACTIVE.pop(mnt, None)
+        if not is_mounted(mnt):
+            with contextlib.suppress(OSError):
+                os.rmdir(mnt)
