@@ -345,6 +345,13 @@ def run(argv, timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL, env=None):
             os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
         return Result(argv, None, out, err, time.time() - t0, timed_out=True)
+    except BaseException:
+        # A test timeout or SIGTERM while waiting: never leave the child running.
+        with contextlib.suppress(OSError):
+            os.killpg(p.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            p.wait(timeout=5)
+        raise
 
 
 def image_arg(image, ref=None):

@@ -163,7 +163,7 @@ def skopeo_oracle(transport, key, override_arch=None, override_variant=None):
         argv += ["--override-arch", override_arch, "--override-os", "linux"]
     if override_variant:
         argv += ["--override-variant", override_variant]
-    argv += ["copy", "-q", transport, "oci:%s:latest" % layout]
+    argv += ["copy", "-q", "-f", "oci", transport, "oci:%s:latest" % layout]
     r = st.run(argv, timeout=300)
     root = None
     if r.rc == 0:
@@ -209,7 +209,7 @@ def t_docker_simple(name):
 def mount_by_tag_variants(path, repo_tag, checks=None):
     """Docker archive tags: try ':repo:tag', then ':tag'; one of them must mount."""
     tried = []
-    for ref in (":" + repo_tag, ":" + repo_tag.rsplit(":", 1)[1]):
+    for ref in dict.fromkeys((":" + repo_tag, ":" + repo_tag.rsplit(":", 1)[-1])):
         with st.try_mount(STRATA, path, ref=ref) as (res, mnt):
             if res.rc == 0 and st.is_mounted(mnt):
                 walk_all(mnt, path + ref)
@@ -232,7 +232,7 @@ def t_multi_docker(name):
     path = C("ggcr-tarball", name)
     tags = docker_tags(path)
     st.check(len(tags) >= 2, "%s: expected 2+ tags in manifest.json, found %s" % (name, tags))
-    notes = [expect_refusal(path, mentions=[t.rsplit(":", 1)[1] for t in tags], what=name + " without a tag")]
+    notes = [expect_refusal(path, mentions=[t.rsplit(":", 1)[-1] for t in tags], what=name + " without a tag")]
     for t in tags:
         oracle = skopeo_oracle("docker-archive:%s:%s" % (path, t), "ggcr-%s-%s" % (name, t.rsplit(":", 1)[1]))
 
@@ -572,7 +572,7 @@ def t_tarfile(folder, name):
     layout = wrap_layer(path, "%s-%s" % (folder, base))
     view, why = python_view(path)
     a = st.Aspects()
-    with st.try_mount(STRATA, layout) as (res, mnt):
+    with st.try_mount(STRATA, layout, timeout=60) as (res, mnt):
         if res.rc != 0:
             msg = st.check_one_line_error(res, name)
             if strict:
@@ -633,6 +633,6 @@ suite.run("dive: identical merged trees", t_dive, timeout=180)
 for folder in ("tar-rs", "tar-split", "tar-split-asm"):
     for name in sorted(os.listdir(C(folder))):
         if ".tar" in name:
-            suite.run("%s/%s" % (folder, name), t_tarfile, folder, name, timeout=120)
+            suite.run("%s/%s" % (folder, name), t_tarfile, folder, name, timeout=150)
 shutil.rmtree(TMP, ignore_errors=True)
 suite.finish()
