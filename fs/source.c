@@ -751,11 +751,11 @@ static int docker_image(struct source *s, const struct candidate *c, struct sour
 	size_t i;
 	int r;
 
-	img->manifest = json_dumps(e, JSON_INDENT(2));
-	if (!img->manifest)
-		return err_set(err, -ENOMEM, "out of memory");
-	img->manifest_len = strlen(img->manifest);
+	/* as stored: the archive's manifest.json, every image of it */
+	if ((r = read_whole(s, "manifest.json", &img->manifest, &img->manifest_len, err)) < 0)
+		return r;
 	img->config_digest = xstrdup(c->digest);
+
 	if ((r = load_json(s, jstr(e, "Config"), &cfg, &img->config, &img->config_len, err)) < 0)
 		return r;
 	json_decref(cfg);

@@ -294,10 +294,16 @@ static int walk_parent(struct builder *b, const char *path, uint32_t layer, int 
 		uint32_t c = child(b, dir, p, len);
 
 		if (c != TREE_NONE && !b->n[c].dir) {
-			if (!create) {
+			/*
+			 * A parent that is a file of this very layer: the tar contradicts
+			 * itself (umoci writes "x" and then "x/.wh.y"). The entry that
+			 * exists wins over the directory its child would imply.
+			 */
+			if (!create || b->n[c].layer == layer) {
 				*ret_dir = TREE_NONE;
 				return 0;
 			}
+
 			if ((r = kill_subtree(b, c, layer, TREE_SHADOWED)) < 0)
 				return r;
 			c = TREE_NONE;
@@ -372,7 +378,12 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 	}
 	if ((r = walk_parent(b, path, li, 1, &dir, &base)) < 0)
 		return r;
+	if (dir == TREE_NONE) {
+		tree_warn(b->t, "layer %u: %s lies under a file of the same layer, skipped", li, path);
+		return 0;
+	}
 	c = child(b, dir, base, strlen(base));
+
 	/* a path the lower layers had is changed; a new one is added; a same-layer repeat is
 	 * neither */
 	if (c == TREE_NONE || b->n[c].entry == TREE_NONE)

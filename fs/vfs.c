@@ -487,6 +487,28 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		vsec_track_read(v, (void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n);
 }
 
+/* The image's own xattrs of the version a node shows; without user.* ones if told. */
+static int each_image_xattr(struct vfs *v, const struct tree_attr *a,
+			    int (*fn)(void *ctx, const char *name, const void *value, size_t size),
+			    void *ctx, int no_user)
+{
+	const struct layer *l;
+	const struct layer_entry *e;
+	const char *name;
+	const void *value;
+	uint32_t cursor = 0, vsize;
+	int r;
+
+	if (a->data_entry == TREE_NONE)
+		return 0;
+	l = image_layer(v->img, a->data_layer);
+	e = layer_entry(l, a->data_entry);
+	while (layer_xattr_next(l, e, &cursor, &name, &value, &vsize))
+		if (!(no_user && !strncmp(name, "user.", 5)) && (r = fn(ctx, name, value, vsize)))
+			return r;
+	return 0;
+}
+
 /*
  * The extended attributes of a node: strata's own (where each version came
  * from), then the image's. Calls fn for each until it returns non-zero.
@@ -496,15 +518,11 @@ static int each_xattr(struct vfs *v, fuse_ino_t ino,
                       void *ctx)
 {
 	const struct tree_hidden *h = NULL;
-	const struct layer *l = NULL;
-	const struct layer_entry *e = NULL;
 	struct tree_attr a;
 	struct tree *t;
 	char num[16];
-	const char *name;
-	const void *value;
-	uint32_t cursor = 0, vsize;
 	int r;
+
 
 	if (ino_view(ino) == 0 || view_tree(v, ino_view(ino), &t) < 0 ||
 	    ino_node(ino) >= tree_node_count(t))
@@ -512,9 +530,17 @@ static int each_xattr(struct vfs *v, fuse_ino_t ino,
 	tree_stat(t, ino_node(ino), &a);
 	if (a.layer >= v->nlayers)
 		return 0; /* the root of an image without layers */
+	/*
+	 * Linux allows user.* attributes only on regular files and directories:
+	 * on anything else the kernel answers ENODATA itself, so listing them
+	 * there would only promise what cannot be read.
+	 */
+	if (!S_ISREG(a.mode) && !S_ISDIR(a.mode))
+		return each_image_xattr(v, &a, fn, ctx, 1);
 	snprintf(num, sizeof(num), "%02u", a.layer);
 
 	if ((r = fn(ctx, "user.strata.layer", num, strlen(num))) ||
+
 	    (r = fn(ctx, "user.strata.digest", image_layer_digest(v->img, a.layer),
 	            strlen(image_layer_digest(v->img, a.layer)))))
 		return r;
@@ -526,14 +552,7 @@ static int each_xattr(struct vfs *v, fuse_ino_t ino,
 		    (r = fn(ctx, "user.strata.how", how, strlen(how))))
 			return r;
 	}
-	if (a.data_entry == TREE_NONE)
-		return 0;
-	l = image_layer(v->img, a.data_layer);
-	e = layer_entry(l, a.data_entry);
-	while (layer_xattr_next(l, e, &cursor, &name, &value, &vsize))
-		if ((r = fn(ctx, name, value, vsize)))
-			return r;
-	return 0;
+	return each_image_xattr(v, &a, fn, ctx, 0);
 }
 
 struct xattr_list {

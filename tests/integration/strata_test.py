@@ -507,7 +507,9 @@ def sha256_file(path, bufsize=1 << 20):
 
 
 def user_xattrs(name):
-    return name.startswith(b"user.")
+    # user.strata.* is strata's own provenance (layer, digest), not image content
+    return name.startswith(b"user.") and not name.startswith(b"user.strata.")
+
 
 
 def all_xattrs(name):
