@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define ERR_MSG_MAX 512
+#define ERR_MSG_MAX 2048
 
 struct err {
 	int code;              /* negative errno, 0 when nothing failed */

@@ -375,8 +375,9 @@ static int run_archive(struct index_ctx *c, struct err *err)
 			goto out;
 		}
 		/* names that are not UTF-8 are kept as their bytes, which is what we want */
-		if (r == ARCHIVE_WARN && !strstr(archive_error_string(a) ? archive_error_string(a) : "",
-						 "can't be converted"))
+		if (r == ARCHIVE_WARN &&
+		    !strstr(archive_error_string(a) ? archive_error_string(a) : "",
+		            "can't be converted"))
 			add_warning(c->layer, "%s: %s: %s", c->name,
 
 			            archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "?",

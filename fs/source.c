@@ -48,6 +48,7 @@ struct candidate {
 	char *parents;    /* digests of the indexes above it, space-separated */
 	char *platform;   /* NULL when unknown */
 	int docker_index; /* element of manifest.json, or -1 */
+	int broken;       /* -ELOOP: an index loop or nesting past SOURCE_MAX_DEPTH */
 };
 
 struct source {
@@ -365,6 +366,7 @@ static int add_candidate(struct source *s, const char *name, const char *digest,
 	c->parents = strdup(parents ? parents : "");
 	c->platform = platform ? strdup(platform) : NULL;
 	c->docker_index = docker_index;
+	c->broken = 0;
 	if (!c->name || !c->digest || !c->parents || (platform && !c->platform))
 		return -ENOMEM;
 	return 0;
@@ -404,31 +406,36 @@ static int walk_descriptor(struct source *s, json_t *desc, const char *name, con
 	json_t *ann = json_object_get(desc, "annotations");
 	const char *ref = jstr(ann, "org.opencontainers.image.ref.name");
 	json_t *child = NULL;
-	char *plat = NULL, *np = NULL;
+	char *plat = NULL, *np = NULL, *names = NULL;
 	int r = 0;
 
-	if (ref)
-		name = ref;
 	if (is_attestation(desc))
 		return 0;
+	/* a manifest answers to every ref name on its way down: "3" of the index and "1" of its own
+	 */
+	if (ref && name && *name && strcmp(ref, name)) {
+		if (asprintf(&names, "%s,%s", name, ref) < 0)
+			return -ENOMEM;
+		name = names;
+	} else if (ref) {
+		name = ref;
+	}
 	if (!mt || !strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST)) {
 		if (!digest)
-			return 0;
-		if (strstr(parents, digest))
-			return err_set(err, -ELOOP, "%s: index %s refers to itself (an index loop)",
-			               s->path, digest);
-		if (depth >= SOURCE_MAX_DEPTH)
-			return err_set(err, -ELOOP, "%s: indexes nested deeper than %d at %s",
-			               s->path, SOURCE_MAX_DEPTH, digest);
+			goto out;
+		/* loops, deep nesting and missing blobs fail only for whoever picks them */
+		if (strstr(parents, digest) || depth >= SOURCE_MAX_DEPTH) {
+			r = add_candidate(s, name, digest, parents, NULL, -1);
+			if (r == 0)
+				s->cands[s->ncands - 1].broken = -ELOOP;
+			goto out;
+		}
 		if ((r = load_blob_json(s, digest, &child, NULL, NULL, err)) < 0) {
-			/* a missing blob is only a problem for whoever picks it */
 			if (r == -ENOENT) {
 				err_clear(err);
-				return add_candidate(s, name, digest, parents, NULL, -1) < 0
-				           ? -ENOMEM
-				           : 0;
+				r = add_candidate(s, name, digest, parents, NULL, -1);
 			}
-			return r;
+			goto out;
 		}
 		const char *cmt = jstr(child, "mediaType");
 		if (json_is_array(json_object_get(child, "manifests")) ||
@@ -451,6 +458,8 @@ out:
 	json_decref(child);
 	free(plat);
 	free(np);
+	free(names);
+
 	return r;
 }
 
@@ -658,18 +667,50 @@ static int platform_matches(const struct candidate *c, const char *platform)
 	       (c->platform[n] == '\0' || c->platform[n] == '/');
 }
 
+/*
+ * The candidates for a message, one group per name: "b1 [linux/amd64
+ * linux/arm64], v1, (untagged) sha256:0123abcd". `strata images` has the
+ * full list; this has to fit on a line.
+ */
 static int describe(const struct source *s, const int *pick, struct buf *out)
 {
 	int r = 0;
 
 	for (uint32_t i = 0; i < s->ncands && r == 0; i++) {
 		const struct candidate *c = &s->cands[i];
+		uint32_t j;
 
 		if (pick && !pick[i])
 			continue;
-		r = buf_printf(out, "%s%s%s %.19s%s%s", out->len ? "; " : "",
-		               c->name[0] ? c->name : "(untagged)", "", c->digest,
-		               c->platform ? " " : "", c->platform ? c->platform : "");
+		/* names seen before were described with their first candidate */
+		for (j = 0; j < i; j++)
+			if ((!pick || pick[j]) && c->name[0] && !strcmp(s->cands[j].name, c->name))
+				break;
+		if (j < i)
+			continue;
+		r = buf_printf(out, "%s%s", out->len ? ", " : "",
+		               c->name[0] ? c->name : "(untagged)");
+		if (r == 0 && !c->name[0])
+			r = buf_printf(out, " %.19s", c->digest);
+		/* the platforms this name offers */
+		struct buf plats = BUF_INIT;
+
+		for (j = i; r == 0 && j < s->ncands && c->name[0]; j++) {
+			const struct candidate *d = &s->cands[j];
+
+			/* what tells the images of one name apart: platform, else digest */
+			if ((!pick || pick[j]) && !strcmp(d->name, c->name) &&
+			    (d->platform || j != i))
+				r = buf_printf(&plats, "%s%.*s", plats.len ? " " : "",
+				               d->platform ? (int)strlen(d->platform) : 19,
+				               d->platform ? d->platform : d->digest);
+
+			if (r == 0 && j == i && !d->platform && plats.len == 0)
+				r = buf_printf(&plats, "%.19s", d->digest);
+		}
+		if (r == 0 && plats.len)
+			r = buf_printf(out, " [%s]", plats.data);
+		buf_release(&plats);
 	}
 	return r;
 }
@@ -870,11 +911,24 @@ int source_select(struct source *s, const struct source_select *sel,
 		          (!sel->digest || digest_matches(c, sel->digest)) &&
 		          (!sel->platform || platform_matches(c, sel->platform));
 		if (pick[i]) {
+			/* one image reached through several names or indexes is still one image */
+			if (n && !strcmp(s->cands[chosen].digest, c->digest) &&
+			    !strcmp(s->cands[chosen].platform ? s->cands[chosen].platform : "",
+			            c->platform ? c->platform : ""))
+				continue;
 			n++;
 			chosen = i;
 		}
 	}
+	if (n == 1 && s->cands[chosen].broken) {
+		r = err_set(err, s->cands[chosen].broken,
+		            "%s: %s is an index that refers to itself "
+		            "or nests deeper than %d levels",
+		            s->path, s->cands[chosen].digest, SOURCE_MAX_DEPTH);
+		goto out;
+	}
 	if (n != 1) {
+
 		describe(s, n ? pick : NULL, &list);
 		if (n == 0)
 			r = err_set(err, -ENOENT,

@@ -379,7 +379,8 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 	if ((r = walk_parent(b, path, li, 1, &dir, &base)) < 0)
 		return r;
 	if (dir == TREE_NONE) {
-		tree_warn(b->t, "layer %u: %s lies under a file of the same layer, skipped", li, path);
+		tree_warn(b->t, "layer %u: %s lies under a file of the same layer, skipped", li,
+		          path);
 		return 0;
 	}
 	c = child(b, dir, base, strlen(base));

@@ -489,8 +489,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* The image's own xattrs of the version a node shows; without user.* ones if told. */
 static int each_image_xattr(struct vfs *v, const struct tree_attr *a,
-			    int (*fn)(void *ctx, const char *name, const void *value, size_t size),
-			    void *ctx, int no_user)
+                            int (*fn)(void *ctx, const char *name, const void *value, size_t size),
+                            void *ctx, int no_user)
 {
 	const struct layer *l;
 	const struct layer_entry *e;
@@ -522,7 +522,6 @@ static int each_xattr(struct vfs *v, fuse_ino_t ino,
 	struct tree *t;
 	char num[16];
 	int r;
-
 
 	if (ino_view(ino) == 0 || view_tree(v, ino_view(ino), &t) < 0 ||
 	    ino_node(ino) >= tree_node_count(t))
