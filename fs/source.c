@@ -84,7 +84,7 @@ static char *clean_member_name(const char *in)
 		if (n == 0 || (n == 1 && *c == '.'))
 			continue;
 		if (n == 2 && c[0] == '.' && c[1] == '.') {
-			char *slash = b.len ? memrchr(b.data, '/', b.len) : NULL;
+			char *slash = b.data && b.len ? memrchr(b.data, '/', b.len) : NULL;
 
 			b.len = slash ? (size_t)(slash - b.data) : 0;
 			if (b.data)

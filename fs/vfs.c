@@ -458,7 +458,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct tree *t;
 	ssize_t n;
 	char *buf;
-	int r;
+	uint32_t scan_layer = 0, scan_entry = 0;
+	int r, scan;
 
 	if (view == VIEW_SECRETS)
 		return vsec_read(req, v, ino_node(ino), size, off);
@@ -477,14 +478,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	n = tree_read(t, ino_node(ino), buf, size, (uint64_t)off, NULL);
+	scan = n > 0 && vsec_track_read((void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n,
+	                                 &scan_layer, &scan_entry);
 	if (n < 0)
 		fuse_reply_err(req, n == -EISDIR ? EISDIR : EIO);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
-	/* after the reply: the reader does not wait for the scan */
-	if (n > 0)
-		vsec_track_read(v, (void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n);
+	/* after the reply, so the reader does not wait for the scan */
+	if (scan)
+		vsec_scan(v, scan_layer, scan_entry);
+
 }
 
 /* The image's own xattrs of the version a node shows; without user.* ones if told. */

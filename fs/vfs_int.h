@@ -56,7 +56,15 @@ void vsec_free(struct vfs *v);
 
 /* Scanning files as they are read (vfs_secrets.c). */
 void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size);
-void vsec_track_read(struct vfs *v, void *track, uint64_t off, size_t len);
+/*
+ * Records that [off, off + len) was read; returns 1 and the entry to scan
+ * once the whole file has been. Call it before replying (the reply lets the
+ * kernel release the handle) and vsec_scan() after.
+ */
+int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer,
+		    uint32_t *ret_entry);
+void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry);
+
 void vsec_track_release(void *track);
 
 #endif

@@ -260,14 +260,15 @@ void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t si
 	return t;
 }
 
-void vsec_track_read(struct vfs *v, void *track, uint64_t off, size_t len)
+int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer,
+		    uint32_t *ret_entry)
 {
 	struct track *t = track;
 	uint64_t end = off + len;
 	int now = 0;
 
 	if (!t || len == 0)
-		return;
+		return 0;
 	pthread_mutex_lock(&t->lock);
 	/* a chunk counts once all of it (up to the end of the file) has been read */
 	for (uint64_t c = (off + TRACK_CHUNK - 1) / TRACK_CHUNK; c < t->nchunks; c++) {
@@ -281,16 +282,23 @@ void vsec_track_read(struct vfs *v, void *track, uint64_t off, size_t len)
 			t->covered++;
 		}
 	}
-	if (t->covered == t->nchunks && !t->scanned)
+	if (t->covered == t->nchunks && !t->scanned) {
 		now = t->scanned = 1;
-	pthread_mutex_unlock(&t->lock);
-	if (now) {
-		struct secrets *s = vsec_get(v);
-
-		if (s)
-			secrets_scan_entry(s, t->layer, t->entry);
+		*ret_layer = t->layer;
+		*ret_entry = t->entry;
 	}
+	pthread_mutex_unlock(&t->lock);
+	return now;
 }
+
+void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry)
+{
+	struct secrets *s = vsec_get(v);
+
+	if (s)
+		secrets_scan_entry(s, layer, entry);
+}
+
 
 void vsec_track_release(void *track)
 {
