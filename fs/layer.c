@@ -573,7 +573,7 @@ struct layer_header {
 };
 
 #define LAYER_MAGIC   "STRLAYR\0"
-#define LAYER_VERSION 1
+#define LAYER_VERSION 2 /* bump whenever indexing gives other entries or warnings */
 
 static size_t pad8(size_t n)
 {

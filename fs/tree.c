@@ -649,6 +649,34 @@ static void hidden_link_data(const struct layer *l, const struct layer_entry *e,
 	}
 }
 
+/*
+ * The name for an older version where name is taken: "NAME;LNN", then
+ * "NAME;LNN.2", ... With want_dir, an existing directory of that name is
+ * taken as it is. Sets *ret_node to the existing directory or TREE_NONE.
+ */
+static int older_name(struct builder *b, uint32_t dir, const char *name, size_t len,
+                      uint32_t layer, int want_dir, const char **ret_name, size_t *ret_len,
+                      uint32_t *ret_node)
+{
+	for (unsigned k = 1;; k++) {
+		const char *kept;
+		char *s;
+		uint32_t c;
+
+		if ((k == 1 ? asprintf(&s, "%.*s;L%02u", (int)len, name, layer)
+		            : asprintf(&s, "%.*s;L%02u.%u", (int)len, name, layer, k)) < 0 ||
+		    !(kept = keep_name(b->t, s)))
+			return -ENOMEM;
+		c = child(b, dir, kept, strlen(kept));
+		if (c == TREE_NONE || (want_dir && b->n[c].dir)) {
+			*ret_name = kept;
+			*ret_len = strlen(kept);
+			*ret_node = c;
+			return 0;
+		}
+	}
+}
+
 /* Places one hidden version in the deleted view. */
 static int place_hidden(struct builder *b, const struct tree_hidden *h, uint32_t index)
 {
@@ -661,51 +689,38 @@ static int place_hidden(struct builder *b, const struct tree_hidden *h, uint32_t
 	int r;
 
 	/*
-	 * Parents are implied directories; a file standing where a directory is
-	 * needed (an older version of the same path) is not replaced but stays.
+	 * Parents are implied directories. Where a newer hidden version that is
+	 * not a directory already holds a parent's name, this older version's
+	 * parent is the older name "NAME;LNN" of the same scheme as files.
 	 */
 	dir = 0;
 	for (const char *p = path, *slash; (slash = strchr(p, '/')); p = slash + 1) {
-		c = child(b, dir, p, (size_t)(slash - p));
-		if (c == TREE_NONE || !b->n[c].dir) {
-			char *name;
-			const char *kept;
+		size_t clen = (size_t)(slash - p);
+		const char *cname = p;
 
-			if (c == TREE_NONE) {
-				if ((r = new_node(b, dir, p, (size_t)(slash - p), h->layer,
-				                  TREE_NONE, 1, &c)) < 0)
-					return r;
-			} else {
-				if (asprintf(&name, "%.*s;dir", (int)(slash - p), p) < 0 ||
-				    !(kept = keep_name(b->t, name)))
-					return -ENOMEM;
-				c = child(b, dir, kept, strlen(kept));
-				if (c == TREE_NONE &&
-				    (r = new_node(b, dir, kept, strlen(kept), h->layer, TREE_NONE,
-				                  1, &c)) < 0)
-					return r;
-			}
-		}
+		c = child(b, dir, p, clen);
+		if (c != TREE_NONE && !b->n[c].dir &&
+		    (r = older_name(b, dir, p, clen, h->layer, 1, &cname, &clen, &c)) < 0)
+			return r;
+		if (c == TREE_NONE &&
+		    (r = new_node(b, dir, cname, clen, h->layer, TREE_NONE, 1, &c)) < 0)
+			return r;
 		dir = c;
 	}
 	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	len = strlen(base);
 	c = child(b, dir, base, len);
-	if (c != TREE_NONE) {
-		char *name;
-
-		if (is_dir && b->n[c].dir)
-			return 0; /* versions of one directory merge; the newest shows */
-		/* an older version: "NAME;L02", and "NAME;L02.2" for a second one from layer 02 */
-		for (unsigned k = 1; c != TREE_NONE; k++) {
-			if ((k == 1 ? asprintf(&name, "%s;L%02u", base, h->layer)
-			            : asprintf(&name, "%s;L%02u.%u", base, h->layer, k)) < 0 ||
-			    !(base = keep_name(b->t, name)))
-				return -ENOMEM;
-			len = strlen(base);
-			c = child(b, dir, base, len);
+	if (c != TREE_NONE && is_dir && b->n[c].dir) {
+		/* versions of one directory merge: the newest shows, or this one if it was implied */
+		if (b->n[c].entry == TREE_NONE) {
+			b->n[c].layer = b->n[c].data_layer = h->layer;
+			b->n[c].entry = b->n[c].data_entry = h->entry;
+			b->n[c].aux = index;
 		}
+		return 0;
 	}
+	if (c != TREE_NONE && (r = older_name(b, dir, base, len, h->layer, 0, &base, &len, &c)) < 0)
+		return r;
 	if ((r = new_node(b, dir, base, len, h->layer, h->entry, is_dir, &c)) < 0)
 		return r;
 	b->n[c].aux = index;
