@@ -12,14 +12,21 @@
  * the block may refer back to. A raw inflate primed with those bits and that
  * dictionary resumes there. Member starts need neither.
  *
- * ISA-L is not used here: its inflate cannot stop at block boundaries nor hand
- * back its bit buffer, which checkpoints need (see the report in the commit log).
+ * ISA-L's inflate is two to three times faster than zlib's, but it cannot stop
+ * at block boundaries (no Z_BLOCK; intel/isa-l issue #254), so the stream pass,
+ * which must record checkpoints, stays on zlib. Resuming needs no such stop:
+ * when built with ISA-L (HAVE_ISAL), the decoders of blob_pread inflate with it,
+ * from member starts (gzip wrapper) and from checkpoints (raw deflate, the
+ * window as dictionary and the leftover bits loaded into its bit buffer).
  */
 #include "blob_impl.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#if HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #define GZIP_TRAILER 8
 
@@ -38,9 +45,123 @@ static int gz_truncated(struct dec *d, struct err *err)
 	               (unsigned long long)dec_stored_pos(d));
 }
 
+#if HAVE_ISAL
+static const char *isal_strerror(int r)
+{
+	switch (r) {
+	case ISAL_INVALID_BLOCK:
+		return "invalid block";
+	case ISAL_INVALID_SYMBOL:
+		return "invalid symbol";
+	case ISAL_INVALID_LOOKBACK:
+		return "invalid distance too far back";
+	case ISAL_INVALID_WRAPPER:
+		return "invalid gzip header";
+	case ISAL_UNSUPPORTED_METHOD:
+		return "unknown compression method";
+	case ISAL_INCORRECT_CHECKSUM:
+		return "incorrect data check";
+	case ISAL_NEED_DICT:
+		return "a dictionary is required";
+	}
+	return "inflate failed";
+}
+
+/* Starts ISA-L on a member (p == NULL) or at a checkpoint. */
+static int isal_start(struct dec *d, const struct blob_point *p, struct err *err)
+{
+	struct inflate_state *st = d->isal;
+
+	if (!st) {
+		st = malloc(sizeof(*st));
+		if (!st)
+			return err_set(err, -ENOMEM, "gzip: out of memory for ISA-L inflate");
+		d->isal = st;
+	}
+	isal_inflate_init(st);
+	if (!p) {
+		st->crc_flag = ISAL_GZIP;
+		return 0;
+	}
+	st->crc_flag = ISAL_DEFLATE;
+	if (isal_inflate_set_dict(st, p->window, BLOB_WINDOW) != COMP_OK)
+		return err_set(err, -EIO, "gzip: cannot resume at checkpoint (stored offset %llu)",
+			       (unsigned long long)p->in);
+	/* read_in holds the next bits to decode, least significant first: the
+	 * same bits, in the same order, that inflatePrime would take. */
+	st->read_in = p->bitval;
+	st->read_in_length = p->bits;
+	d->raw_deflate = true;
+	return 0;
+}
+
+static ssize_t isal_body(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
+{
+	struct inflate_state *st = d->isal;
+	size_t avail = d->in_len - d->in_pos, produced, consumed;
+	int r;
+
+	if (avail > UINT32_MAX)
+		avail = UINT32_MAX;
+	if (cap > UINT32_MAX)
+		cap = UINT32_MAX;
+	st->next_in = d->in + d->in_pos;
+	st->avail_in = avail;
+	st->next_out = buf;
+	st->avail_out = cap;
+	r = isal_inflate(st);
+	consumed = avail - st->avail_in;
+	produced = cap - st->avail_out;
+	d->in_pos += consumed;
+	d->out_pos += produced;
+	if (r < 0 || r == ISAL_NEED_DICT)
+		return gz_corrupt(d, err, isal_strerror(r));
+	if (produced) {
+		int e = dec_check_limits(d, err);
+		if (e < 0)
+			return e;
+	}
+	if (st->block_state == ISAL_BLOCK_FINISH) {
+		/* Whole bytes left in the bit buffer were read past the end of the
+		 * member (or of the deflate data): give them back. */
+		size_t back = st->read_in_length / 8;
+
+		if (back <= d->in_pos) {
+			d->in_pos -= back;
+		} else {
+			d->in_off = dec_stored_pos(d) - back;
+			d->in_len = d->in_pos = 0;
+		}
+		if (d->raw_deflate) {
+			d->state = DEC_TRAILER;
+			d->trailer_left = GZIP_TRAILER;
+		} else {
+			d->state = DEC_MEMBER_START;
+		}
+	} else if (!produced && !consumed) {
+		return avail ? gz_corrupt(d, err, "inflate made no progress") : gz_truncated(d, err);
+	}
+	return produced;
+}
+#endif
+
 int gz_start(struct dec *d, const struct blob_point *p, struct err *err)
 {
 	int r;
+
+#if HAVE_ISAL
+	d->use_isal = !d->record;
+	if (d->use_isal) {
+		if (p->kind == POINT_START) {
+			d->state = DEC_MEMBER_START;
+			return 0;
+		}
+		r = isal_start(d, p, err);
+		if (r == 0)
+			d->state = DEC_BODY;
+		return r;
+	}
+#endif
 
 	if (!d->z_ready) {
 		memset(&d->z, 0, sizeof(d->z));
@@ -170,9 +291,18 @@ ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 				if (r < 0)
 					return r;
 			}
+			d->raw_deflate = false;
+#if HAVE_ISAL
+			if (d->use_isal) {
+				r = isal_start(d, NULL, err);
+				if (r < 0)
+					return r;
+				d->state = DEC_BODY;
+				break;
+			}
+#endif
 			if (inflateReset2(&d->z, 15 + 16) != Z_OK)
 				return gz_corrupt(d, err, "cannot reset inflate");
-			d->raw_deflate = false;
 			d->state = DEC_BODY;
 			break;
 		case DEC_TRAILER:
@@ -192,7 +322,12 @@ ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 			n = dec_fill(d, 1, err);
 			if (n < 0)
 				return n;
-			n = gz_inflate(d, buf + got, cap - got, err);
+#if HAVE_ISAL
+			if (d->use_isal)
+				n = isal_body(d, buf + got, cap - got, err);
+			else
+#endif
+				n = gz_inflate(d, buf + got, cap - got, err);
 			if (n < 0)
 				return n;
 			got += n;
@@ -204,6 +339,8 @@ ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 
 void gz_free(struct dec *d)
 {
+	free(d->isal);
+	d->isal = NULL;
 	if (d->z_ready)
 		inflateEnd(&d->z);
 	d->z_ready = false;

@@ -68,6 +68,8 @@ struct dec {
 
 	z_stream z;
 	bool z_ready;
+	void *isal;	/* struct inflate_state, when built with ISA-L */
+	bool use_isal; /* this decoder inflates with ISA-L rather than zlib */
 	ZSTD_DCtx *zd;
 
 	/* stream pass only */
