@@ -101,6 +101,7 @@ int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits
 	else
 		blob_limits_default(&b->lim);
 	b->size = -1;
+	b->zlib_only = getenv("STRATA_BLOB_ZLIB") != NULL;
 	if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
 		b->comp = BLOB_GZIP;
 	} else if (n == 4 && ((magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&

@@ -14,11 +14,18 @@
  *    the stored bytes and of the decompressed stream, and records seek points
  *    (a checkpoint about every BLOB_SEEK_SPAN bytes of output, plus the free
  *    ones at gzip member and zstd frame starts), so that later random reads
- *    decompress at most about BLOB_SEEK_SPAN bytes.
+ *    decompress at most about BLOB_SEEK_SPAN bytes. (zstd cannot resume inside
+ *    a frame: in a blob of one big frame, a read behind the pread cursor
+ *    decompresses from the start; sequential reads stay linear.)
  *
  *  - blob_pread: random access into the decompressed stream. Safe to call from
  *    many threads at once. Correct at any offset even before a stream pass (it
  *    then decompresses from the start).
+ *
+ * gzip is inflated with zlib during the stream pass (its checkpoints need
+ * zlib's Z_BLOCK) and with ISA-L, when built with it, for random access. The
+ * environment variable STRATA_BLOB_ZLIB, when set at blob_open(), makes that
+ * blob use zlib throughout (for tests, benchmarks, and as a way out).
  *
  * Every resource that the input controls is bounded by struct blob_limits:
  * the decompressed size, the expansion ratio, the zstd window.

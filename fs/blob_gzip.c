@@ -86,7 +86,7 @@ static int isal_start(struct dec *d, const struct blob_point *p, struct err *err
 	st->crc_flag = ISAL_DEFLATE;
 	if (isal_inflate_set_dict(st, p->window, BLOB_WINDOW) != COMP_OK)
 		return err_set(err, -EIO, "gzip: cannot resume at checkpoint (stored offset %llu)",
-			       (unsigned long long)p->in);
+		               (unsigned long long)p->in);
 	/* read_in holds the next bits to decode, least significant first: the
 	 * same bits, in the same order, that inflatePrime would take. */
 	st->read_in = p->bitval;
@@ -139,7 +139,8 @@ static ssize_t isal_body(struct dec *d, unsigned char *buf, size_t cap, struct e
 			d->state = DEC_MEMBER_START;
 		}
 	} else if (!produced && !consumed) {
-		return avail ? gz_corrupt(d, err, "inflate made no progress") : gz_truncated(d, err);
+		return avail ? gz_corrupt(d, err, "inflate made no progress")
+		             : gz_truncated(d, err);
 	}
 	return produced;
 }
@@ -150,7 +151,7 @@ int gz_start(struct dec *d, const struct blob_point *p, struct err *err)
 	int r;
 
 #if HAVE_ISAL
-	d->use_isal = !d->record;
+	d->use_isal = !d->record && !d->b->zlib_only;
 	if (d->use_isal) {
 		if (p->kind == POINT_START) {
 			d->state = DEC_MEMBER_START;

@@ -68,7 +68,7 @@ struct dec {
 
 	z_stream z;
 	bool z_ready;
-	void *isal;	/* struct inflate_state, when built with ISA-L */
+	void *isal;    /* struct inflate_state, when built with ISA-L */
 	bool use_isal; /* this decoder inflates with ISA-L rather than zlib */
 	ZSTD_DCtx *zd;
 
@@ -85,6 +85,7 @@ struct blob {
 	uint64_t offset, length;
 	struct blob_limits lim;
 	enum blob_compression comp;
+	bool zlib_only; /* STRATA_BLOB_ZLIB set: no ISA-L even where built in */
 
 	pthread_mutex_t lock;
 	int64_t size; /* -1 while unknown; read with __atomic loads */
