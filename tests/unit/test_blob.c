@@ -377,7 +377,7 @@ static void test_gzip_trailing(const struct buf *d)
 
 /* A broken blob: the stream fails naming an offset, preads before it work. */
 static void check_broken(const char *name, const struct buf *stored, const struct buf *want,
-                         uint64_t min_off, const char *needle)
+                         uint64_t min_off, uint64_t max_off, const char *needle)
 {
 	char full[128];
 	struct blob *b = NULL;
@@ -397,7 +397,7 @@ static void check_broken(const char *name, const struct buf *stored, const struc
 	      "%s: pread near the start works", name);
 	r = stream_all(b, stored, want, &match, &e);
 	CHECK(r == -EIO && strstr(e.msg, needle), "%s: stream fails: %s", name, e.msg);
-	CHECK(msg_offset(&e) >= min_off && msg_offset(&e) <= stored->len,
+	CHECK(msg_offset(&e) >= min_off && msg_offset(&e) <= max_off,
 	      "%s: error names stored offset %llu (damage at %llu)", name,
 	      (unsigned long long)msg_offset(&e), (unsigned long long)min_off);
 	err_clear(&e);
@@ -417,12 +417,26 @@ static void test_gzip_broken(const struct buf *d)
 	gzip_member(&z, small.p, small.len, 6);
 	full = z.len;
 	z.len = full / 2;
-	check_broken("truncated gzip", &z, &small, full / 2 - 64 * 1024,
+	check_broken("truncated gzip", &z, &small, full / 2 - 64 * 1024, full / 2,
 	             "gzip data truncated at stored offset");
 	z.len = full;
 	for (size_t i = 0; i < 64; i++)
 		z.p[full / 2 + i] ^= 0x5a;
-	check_broken("corrupt gzip", &z, &small, full / 2, "gzip data corrupt at stored offset");
+	check_broken("corrupt gzip", &z, &small, full / 2, full,
+	             "gzip data corrupt at stored offset");
+
+	/* a structural error shows where it is, not at the CRC: the second
+	 * member's first block has the reserved block type 3 */
+	{
+		size_t second;
+		z.len = 0;
+		gzip_member(&z, small.p, 3 * MiB, 6);
+		second = z.len;
+		gzip_member(&z, small.p + 3 * MiB, small.len - 3 * MiB, 6);
+		z.p[second + 10] |= 0x06;
+		check_broken("gzip with an invalid block type", &z, &small, second + 10,
+		             second + 16, "gzip data corrupt at stored offset");
+	}
 	free(z.p);
 }
 
