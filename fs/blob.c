@@ -140,7 +140,8 @@ void blob_free(struct blob *b)
 {
 	if (!b)
 		return;
-	dec_free(b->cur);
+	for (int i = 0; i < BLOB_CURSORS; i++)
+		dec_free(b->cur[i]);
 	points_free(b->pts, b->npts);
 	for (int i = 0; i < BLOB_CACHE_SPANS; i++)
 		free(b->spans[i].data);
@@ -513,35 +514,67 @@ static struct blob_span *span_victim(struct blob *b)
 }
 
 /*
- * Decompresses a span holding off into the cache, continuing from the cursor
- * when it is between the nearest seek point and off. *ret_span is NULL when
+ * The cursor to read off with: the one furthest along that is still between
+ * the nearest seek point p and off, or else the least recently used one,
+ * restarted at p.
+ */
+static int cursor_for(struct blob *b, const struct blob_point *p, uint64_t off,
+                      struct dec **ret_dec, struct err *err)
+{
+	struct dec *best = NULL, *lru = NULL;
+	int r, empty = -1;
+
+	for (int i = 0; i < BLOB_CURSORS; i++) {
+		struct dec *c = b->cur[i];
+		if (!c) {
+			empty = empty < 0 ? i : empty;
+			continue;
+		}
+		if (c->state != DEC_BROKEN && c->out_pos <= off && c->out_pos >= p->out &&
+		    (!best || c->out_pos > best->out_pos))
+			best = c;
+		if (!lru || c->stamp < lru->stamp)
+			lru = c;
+	}
+	if (!best) {
+		if (empty >= 0) {
+			lru = b->cur[empty] = dec_new(b, CURSOR_IN_CAP);
+			if (!lru)
+				return err_set(err, -ENOMEM,
+				               "blob: out of memory for a read cursor");
+		}
+		b->stats.pread_restarts++;
+		r = dec_start(lru, p, err);
+		if (r < 0)
+			return r;
+		best = lru;
+	}
+	best->stamp = ++b->clock;
+	*ret_dec = best;
+	return 0;
+}
+
+/*
+ * Decompresses a span holding off into the cache, continuing from a cursor
+ * when one is between the nearest seek point and off. *ret_span is NULL when
  * off is past the end of the stream.
  */
 static int span_fill(struct blob *b, uint64_t off, struct blob_span **ret_span, struct err *err)
 {
 	const struct blob_point *p = point_before(b, off);
 	struct blob_span *v;
-	struct dec *d;
+	struct dec *d = NULL;
 	uint64_t start;
 	ssize_t n;
 	int r;
 
 	*ret_span = NULL;
-	if (!b->cur) {
-		b->cur = dec_new(b, CURSOR_IN_CAP);
-		if (!b->cur)
-			return err_set(err, -ENOMEM, "blob: out of memory for a read cursor");
-	}
-	d = b->cur;
 	v = span_victim(b);
 	if (!v)
 		return err_set(err, -ENOMEM, "blob: out of memory for the span cache");
-	if (d->state == DEC_BROKEN || d->out_pos > off || d->out_pos < p->out) {
-		b->stats.pread_restarts++;
-		r = dec_start(d, p, err);
-		if (r < 0)
-			return r;
-	}
+	r = cursor_for(b, p, off, &d, err);
+	if (r < 0)
+		return r;
 	start = off - off % SPAN_ALIGN;
 	while (d->out_pos < start) {
 		uint64_t skip = start - d->out_pos;
@@ -569,6 +602,8 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
 
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
+	if (len > UINT64_MAX - off)
+		len = UINT64_MAX - off;
 	if (b->comp == BLOB_RAW) {
 		if (off >= b->length)
 			return 0;

@@ -23,8 +23,11 @@
 /* Member and frame starts cost no window, but thousands of tiny eStargz
  * members would bloat the index for nothing: keep one every 64 KiB of output. */
 #define BLOB_FREE_POINT_SPAN (64u * 1024)
-#define BLOB_CACHE_SPANS     8
-#define BLOB_CACHE_SPAN_LEN  (256u * 1024)
+/* Several cursors, so that readers interleaving sequential reads of different
+ * files of one layer (grep -r through FUSE) do not restart each other. */
+#define BLOB_CURSORS        4
+#define BLOB_CACHE_SPANS    8
+#define BLOB_CACHE_SPAN_LEN (256u * 1024)
 
 enum point_kind {
 	POINT_START = 1,      /* a gzip member or zstd frame begins at in */
@@ -63,6 +66,7 @@ struct dec {
 	unsigned char last_byte; /* the consumed byte before in[0], for checkpoints */
 	uint64_t out_pos;
 	enum dec_state state;
+	uint64_t stamp; /* LRU clock of the pread cursors */
 	size_t trailer_left;
 	bool raw_deflate; /* restarted from a checkpoint: no gzip header/trailer */
 
@@ -93,7 +97,7 @@ struct blob {
 	struct blob_point *pts; /* sorted by in and out; the start at 0 is implicit */
 	size_t npts;
 
-	struct dec *cur; /* the pread cursor, lazily created */
+	struct dec *cur[BLOB_CURSORS]; /* pread cursors, created when first needed */
 	struct blob_span spans[BLOB_CACHE_SPANS];
 	uint64_t clock;
 	struct blob_stats stats;

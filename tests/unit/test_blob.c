@@ -498,6 +498,25 @@ static void test_zstd_sequential(const struct buf *d)
 	      "zstd sequential preads are linear: %llu bytes decompressed, %llu restarts",
 	      (unsigned long long)st.pread_decompressed, (unsigned long long)st.pread_restarts);
 	blob_free(b);
+
+	/* three readers take turns, each reading its own 8 MiB region in order:
+	 * with one cursor every turn would decompress from the frame start */
+	if (blob_open(fd, off, z.len, NULL, &b, &e) < 0)
+		abort();
+	for (pos = 0; ok && pos < 8 * MiB; pos += 128 * 1024) {
+		for (int r = 0; r < 3 && ok; r++) {
+			uint64_t at = r * 12 * MiB + pos;
+			ok = blob_pread(b, got, 128 * 1024, at, &e) == 128 * 1024 &&
+			     !memcmp(got, d->p + at, 128 * 1024);
+		}
+	}
+	blob_stats(b, &st);
+	CHECK(ok, "zstd interleaved sequential readers get the data");
+	CHECK(st.pread_decompressed <= 2 * d->len && st.pread_restarts <= 6,
+	      "zstd interleaved readers keep their own cursors: %llu bytes decompressed, "
+	      "%llu restarts",
+	      (unsigned long long)st.pread_decompressed, (unsigned long long)st.pread_restarts);
+	blob_free(b);
 	close(fd);
 	free(got);
 	free(z.p);
