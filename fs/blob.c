@@ -3,11 +3,11 @@
  *
  * This file holds what does not depend on the compression: sniffing, the
  * input buffer of a decoder, the limits, the stream pass (hashing, handing the
- * recorded seek points to the blob), random reads through a per-blob cursor
- * and a small cache of decompressed spans, and the index format. The gzip and
+ * recorded seek points to the blob), random reads through a few per-blob
+ * cursors and a small cache of decompressed spans, and the index format. The gzip and
  * zstd decoders live in blob_gzip.c and blob_zstd.c.
  *
- * Locking: one mutex per blob guards its seek points, cursor, span cache and
+ * Locking: one mutex per blob guards its seek points, cursors, span cache and
  * counters. blob_pread holds it while it decompresses, so concurrent readers
  * of one blob take turns, but a span decompressed for one of them serves the
  * others. The stream pass runs outside the mutex with its own decoder and
@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KiB (1ull << 10)
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
@@ -256,9 +255,11 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err)
 		r = pread(b->fd, d->in + d->in_len, n, (off_t)(b->offset + d->in_off));
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return err_set(err, -errno, "blob: read failed at stored offset %llu: %s",
-			               (unsigned long long)d->in_off, strerror(errno));
+		if (r < 0) {
+			int e = errno;
+			return err_set(err, -e, "blob: read failed at stored offset %llu: %s",
+			               (unsigned long long)d->in_off, strerror(e));
+		}
 		if (r == 0)
 			return err_set(err, -EIO,
 			               "blob: the file ends at stored offset %llu, inside the blob",

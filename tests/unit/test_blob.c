@@ -93,13 +93,26 @@ static struct buf gen_data(size_t len)
 	return b;
 }
 
+/* A gzip member; at odd levels with a full header (name, comment, extra field,
+ * header CRC) like the gzip tool and eStargz write. */
 static void gzip_member(struct buf *out, const unsigned char *p, size_t len, int level)
 {
 	z_stream z = {0};
 	unsigned char tmp[65536];
+	unsigned char extra[] = {'S', 'G', 4, 0, 1, 2, 3, 4};
+	gz_header h = {.text = 0,
+	               .time = 1700000000,
+	               .os = 3,
+	               .extra = extra,
+	               .extra_len = sizeof(extra),
+	               .name = (unsigned char *)"layer.tar",
+	               .comment = (unsigned char *)"made by test_blob",
+	               .hcrc = 1};
 	int r;
 
 	if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	if (level % 2 && deflateSetHeader(&z, &h) != Z_OK)
 		abort();
 	z.next_in = (unsigned char *)p;
 	z.avail_in = len;
@@ -467,6 +480,14 @@ static void test_zstd(const struct buf *d)
 	/* frames of up to 2 MiB: a read costs at most one frame and a span */
 	check_blob("zstd multi-frame, skippable frames", &z, d, BLOB_ZSTD, 3, 4, 100,
 	           2 * MiB + 320 * 1024);
+	{
+		static const unsigned char zero[3000];
+		struct buf small = {d->p, 5 * MiB, 0};
+		z.len = 0;
+		zstd_frame(&z, small.p, small.len, 3);
+		buf_add(&z, zero, sizeof(zero));
+		check_blob("zstd with trailing zeros", &z, &small, BLOB_ZSTD, 9, 2, 40, 0);
+	}
 	free(z.p);
 }
 
