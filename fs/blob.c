@@ -264,8 +264,14 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err)
 			return err_set(err, -EIO,
 			               "blob: the file ends at stored offset %llu, inside the blob",
 			               (unsigned long long)d->in_off);
-		if (d->sha_stored && !EVP_DigestUpdate(d->sha_stored, d->in + d->in_len, r))
-			return err_set(err, -EIO, "blob: sha256 update failed");
+		/* A zlib replay of a gzip member reads its bytes a second time. */
+		if (d->sha_stored && d->in_off + r > d->hashed_to) {
+			uint64_t from = d->in_off > d->hashed_to ? d->in_off : d->hashed_to;
+			if (!EVP_DigestUpdate(d->sha_stored, d->in + d->in_len + (from - d->in_off),
+			                      d->in_off + r - from))
+				return err_set(err, -EIO, "blob: sha256 update failed");
+			d->hashed_to = d->in_off + r;
+		}
 		d->in_len += r;
 		d->in_off += r;
 	}

@@ -72,12 +72,17 @@ struct dec {
 
 	z_stream z;
 	bool z_ready;
-	void *isal;    /* struct inflate_state, when built with ISA-L */
-	bool use_isal; /* this decoder inflates with ISA-L rather than zlib */
+	void *isal;         /* struct inflate_state, when built with ISA-L */
+	bool isal_ok;       /* built with ISA-L and not told otherwise */
+	bool use_isal;      /* the current member or span is inflated by ISA-L */
+	uint64_t member_in; /* where the current gzip member starts, stored */
+	uint64_t member_out;
+	unsigned char *scratch; /* stream pass: output of a zlib replay */
 	ZSTD_DCtx *zd;
 
 	/* stream pass only */
 	EVP_MD_CTX *sha_stored;
+	uint64_t hashed_to; /* stored bytes before this are in sha_stored */
 	bool record;
 	struct blob_point *pts;
 	size_t npts, cap_pts;

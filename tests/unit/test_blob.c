@@ -178,6 +178,15 @@ static int write_file(const struct buf *blob, size_t prefix, uint64_t *off)
 	return fd;
 }
 
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
 static uint64_t msg_offset(const struct err *e)
 {
 	const char *s = strstr(e->msg, "at stored offset ");
@@ -290,6 +299,24 @@ static void check_blob(const char *name, const struct buf *stored, const struct 
 
 	r = blob_index_export(b, &idx, &idx_len, &e);
 	CHECK(r == 0, "%s: index export (%s)", name, e.msg);
+	if (r == 0 && comp == BLOB_GZIP) {
+		/* seek points (read from the index: 40-byte head, 24-byte points,
+		 * a 32 KiB window after checkpoints) no further apart than a span
+		 * and a deflate block (the blocks of this data give < 512 KiB) */
+		const unsigned char *q = (const unsigned char *)idx + 40;
+		uint64_t prev = 0, gap = 0, count = get64((const unsigned char *)idx + 32);
+		for (uint64_t i = 0; i <= count; i++) {
+			uint64_t at = i < count ? get64(q + 8) : want->len;
+			if (at - prev > gap)
+				gap = at - prev;
+			prev = at;
+			if (i < count)
+				q += 24 + (q[16] == 2 ? 32768 : 0);
+		}
+		CHECK(gap <= BLOB_SEEK_SPAN + 512 * 1024,
+		      "%s: seek points at most %llu bytes apart (%llu points)", name,
+		      (unsigned long long)gap, (unsigned long long)count);
+	}
 	r = blob_open(fd, off, stored->len, NULL, &b2, &e);
 	if (r == 0)
 		r = blob_index_import(b2, idx, idx_len, &e);
