@@ -22,10 +22,12 @@
  *    many threads at once. Correct at any offset even before a stream pass (it
  *    then decompresses from the start).
  *
- * gzip is inflated with zlib during the stream pass (its checkpoints need
- * zlib's Z_BLOCK) and with ISA-L, when built with it, for random access. The
- * environment variable STRATA_BLOB_ZLIB, when set at blob_open(), makes that
- * blob use zlib throughout (for tests, benchmarks, and as a way out).
+ * When built with ISA-L (HAVE_ISAL), gzip is inflated with it wherever no
+ * checkpoint is needed: random access, and the stream pass over members that
+ * end before one is due; zlib, whose Z_BLOCK stops at deflate block
+ * boundaries, makes the checkpoints. The environment variable STRATA_BLOB_ZLIB,
+ * when set at blob_open(), makes that blob use zlib throughout (for tests,
+ * benchmarks, and as a way out).
  *
  * Every resource that the input controls is bounded by struct blob_limits:
  * the decompressed size, the expansion ratio, the zstd window.
