@@ -63,8 +63,9 @@ struct blob_limits {
  * ...") as soon as the output passes max_output, or passes max_expansion times
  * the stored size while either the stored size is above 1 MiB or the output is
  * above 1 GiB. Small blobs thus may expand freely up to 1 GiB (tiny layers of
- * zeros are legitimate), and nothing expands without bound. The checks run
- * during the stream pass and during blob_pread alike.
+ * zeros are legitimate), and nothing expands without bound. A zstd frame that
+ * needs a window above 2^zstd_window_log_max bytes is refused with -EFBIG too.
+ * The checks run during the stream pass and during blob_pread alike.
  *
  * Where the compressed data ends before the stored bytes do (trailing zeros, or
  * anything that is not the start of another gzip member or zstd frame), the

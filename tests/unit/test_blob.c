@@ -595,6 +595,45 @@ static void check_bomb(const char *name, const struct buf *z, const struct blob_
 	close(fd);
 }
 
+/* A frame whose window passes zstd_window_log_max is refused, not decoded. */
+static void test_zstd_window(const struct buf *d)
+{
+	struct buf z = {0};
+	struct blob_limits l;
+	struct blob *b = NULL;
+	struct err e = {0};
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	size_t cap = ZSTD_compressBound(8 * MiB), n;
+	unsigned char got[100];
+	uint64_t off;
+	int fd;
+
+	z.p = malloc(cap);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 23);
+	n = ZSTD_compress2(cc, z.p, cap, d->p, 8 * MiB);
+	if (ZSTD_isError(n))
+		abort();
+	z.len = n;
+	fd = write_file(&z, 0, &off);
+	blob_limits_default(&l);
+	l.zstd_window_log_max = 20;
+	if (blob_open(fd, off, z.len, &l, &b, &e) < 0)
+		abort();
+	CHECK(blob_pread(b, got, sizeof(got), 0, &e) == -EFBIG && strstr(e.msg, "window"),
+	      "zstd window above the limit refused: %s", e.msg);
+	blob_free(b);
+	l.zstd_window_log_max = 23;
+	if (blob_open(fd, off, z.len, &l, &b, &e) < 0)
+		abort();
+	CHECK(blob_pread(b, got, sizeof(got), 5 * MiB, &e) == sizeof(got) &&
+	          !memcmp(got, d->p + 5 * MiB, sizeof(got)),
+	      "zstd window at the limit accepted");
+	blob_free(b);
+	close(fd);
+	ZSTD_freeCCtx(cc);
+	free(z.p);
+}
+
 static void test_bombs(void)
 {
 	unsigned char *zeros = calloc(1, MiB);
@@ -846,6 +885,7 @@ int main(void)
 	TIMED(test_zstd_sequential(&d));
 	TIMED(test_index_refusal(&d));
 	TIMED(test_threads(&d));
+	TIMED(test_zstd_window(&d));
 	TIMED(test_bombs());
 	/* again with zlib serving random access, where ISA-L did above */
 	setenv("STRATA_BLOB_ZLIB", "1", 1);
