@@ -654,7 +654,20 @@ out:
 	return r;
 }
 
-/* ---- the index: a flat little-endian byte string ---- */
+/*
+ * ---- the index: a flat little-endian byte string ----
+ *
+ *   0  8  magic "STRBLIDX"
+ *   8  4  version (1)
+ *  12  4  compression (enum blob_compression)
+ *  16  8  stored size      24  8  decompressed size      32  8  point count
+ *  40     the points, each: 8 stored offset, 8 decompressed offset, 1 kind
+ *         (1 member/frame start, 2 checkpoint), 1 unused bit count, 1 their
+ *         value, 5 zero; a checkpoint is followed by its 32 KiB window.
+ *
+ * Version 1 is tied to BLOB_WINDOW and to the rules that place points; a
+ * reader that meets another version refuses the index and streams again.
+ */
 
 static void put_u64(unsigned char *p, uint64_t v)
 {
