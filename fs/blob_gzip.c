@@ -134,7 +134,7 @@ static ssize_t isal_body(struct dec *d, unsigned char *buf, size_t cap, struct e
 	if (st->block_state == ISAL_BLOCK_FINISH) {
 		/* Whole bytes left in the bit buffer were read past the end of the
 		 * member (or of the deflate data): give them back. */
-		size_t back = st->read_in_length / 8;
+		size_t back = st->read_in_length > 0 ? st->read_in_length / 8 : 0;
 
 		if (back <= d->in_pos) {
 			d->in_pos -= back;
