@@ -3,11 +3,11 @@
  *
  * This file holds what does not depend on the compression: sniffing, the
  * input buffer of a decoder, the limits, the stream pass (hashing, handing the
- * recorded seek points to the blob), random reads through a per-blob cursor
- * and a small cache of decompressed spans, and the index format. The gzip and
+ * recorded seek points to the blob), random reads through a few per-blob
+ * cursors and a small cache of decompressed spans, and the index format. The gzip and
  * zstd decoders live in blob_gzip.c and blob_zstd.c.
  *
- * Locking: one mutex per blob guards its seek points, cursor, span cache and
+ * Locking: one mutex per blob guards its seek points, cursors, span cache and
  * counters. blob_pread holds it while it decompresses, so concurrent readers
  * of one blob take turns, but a span decompressed for one of them serves the
  * others. The stream pass runs outside the mutex with its own decoder and
@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KiB (1ull << 10)
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
@@ -101,6 +100,7 @@ int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits
 	else
 		blob_limits_default(&b->lim);
 	b->size = -1;
+	b->zlib_only = getenv("STRATA_BLOB_ZLIB") != NULL;
 	if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
 		b->comp = BLOB_GZIP;
 	} else if (n == 4 && ((magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
@@ -139,7 +139,8 @@ void blob_free(struct blob *b)
 {
 	if (!b)
 		return;
-	dec_free(b->cur);
+	for (int i = 0; i < BLOB_CURSORS; i++)
+		dec_free(b->cur[i]);
 	points_free(b->pts, b->npts);
 	for (int i = 0; i < BLOB_CACHE_SPANS; i++)
 		free(b->spans[i].data);
@@ -254,15 +255,23 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err)
 		r = pread(b->fd, d->in + d->in_len, n, (off_t)(b->offset + d->in_off));
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return err_set(err, -errno, "blob: read failed at stored offset %llu: %s",
-			               (unsigned long long)d->in_off, strerror(errno));
+		if (r < 0) {
+			int e = errno;
+			return err_set(err, -e, "blob: read failed at stored offset %llu: %s",
+			               (unsigned long long)d->in_off, strerror(e));
+		}
 		if (r == 0)
 			return err_set(err, -EIO,
 			               "blob: the file ends at stored offset %llu, inside the blob",
 			               (unsigned long long)d->in_off);
-		if (d->sha_stored && !EVP_DigestUpdate(d->sha_stored, d->in + d->in_len, r))
-			return err_set(err, -EIO, "blob: sha256 update failed");
+		/* A zlib replay of a gzip member reads its bytes a second time. */
+		if (d->sha_stored && d->in_off + r > d->hashed_to) {
+			uint64_t from = d->in_off > d->hashed_to ? d->in_off : d->hashed_to;
+			if (!EVP_DigestUpdate(d->sha_stored, d->in + d->in_len + (from - d->in_off),
+			                      d->in_off + r - from))
+				return err_set(err, -EIO, "blob: sha256 update failed");
+			d->hashed_to = d->in_off + r;
+		}
 		d->in_len += r;
 		d->in_off += r;
 	}
@@ -512,35 +521,67 @@ static struct blob_span *span_victim(struct blob *b)
 }
 
 /*
- * Decompresses a span holding off into the cache, continuing from the cursor
- * when it is between the nearest seek point and off. *ret_span is NULL when
+ * The cursor to read off with: the one furthest along that is still between
+ * the nearest seek point p and off, or else the least recently used one,
+ * restarted at p.
+ */
+static int cursor_for(struct blob *b, const struct blob_point *p, uint64_t off,
+                      struct dec **ret_dec, struct err *err)
+{
+	struct dec *best = NULL, *lru = NULL;
+	int r, empty = -1;
+
+	for (int i = 0; i < BLOB_CURSORS; i++) {
+		struct dec *c = b->cur[i];
+		if (!c) {
+			empty = empty < 0 ? i : empty;
+			continue;
+		}
+		if (c->state != DEC_BROKEN && c->out_pos <= off && c->out_pos >= p->out &&
+		    (!best || c->out_pos > best->out_pos))
+			best = c;
+		if (!lru || c->stamp < lru->stamp)
+			lru = c;
+	}
+	if (!best) {
+		if (empty >= 0) {
+			lru = b->cur[empty] = dec_new(b, CURSOR_IN_CAP);
+			if (!lru)
+				return err_set(err, -ENOMEM,
+				               "blob: out of memory for a read cursor");
+		}
+		b->stats.pread_restarts++;
+		r = dec_start(lru, p, err);
+		if (r < 0)
+			return r;
+		best = lru;
+	}
+	best->stamp = ++b->clock;
+	*ret_dec = best;
+	return 0;
+}
+
+/*
+ * Decompresses a span holding off into the cache, continuing from a cursor
+ * when one is between the nearest seek point and off. *ret_span is NULL when
  * off is past the end of the stream.
  */
 static int span_fill(struct blob *b, uint64_t off, struct blob_span **ret_span, struct err *err)
 {
 	const struct blob_point *p = point_before(b, off);
 	struct blob_span *v;
-	struct dec *d;
+	struct dec *d = NULL;
 	uint64_t start;
 	ssize_t n;
 	int r;
 
 	*ret_span = NULL;
-	if (!b->cur) {
-		b->cur = dec_new(b, CURSOR_IN_CAP);
-		if (!b->cur)
-			return err_set(err, -ENOMEM, "blob: out of memory for a read cursor");
-	}
-	d = b->cur;
 	v = span_victim(b);
 	if (!v)
 		return err_set(err, -ENOMEM, "blob: out of memory for the span cache");
-	if (d->state == DEC_BROKEN || d->out_pos > off || d->out_pos < p->out) {
-		b->stats.pread_restarts++;
-		r = dec_start(d, p, err);
-		if (r < 0)
-			return r;
-	}
+	r = cursor_for(b, p, off, &d, err);
+	if (r < 0)
+		return r;
 	start = off - off % SPAN_ALIGN;
 	while (d->out_pos < start) {
 		uint64_t skip = start - d->out_pos;
@@ -568,6 +609,8 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
 
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
+	if (len > UINT64_MAX - off)
+		len = UINT64_MAX - off;
 	if (b->comp == BLOB_RAW) {
 		if (off >= b->length)
 			return 0;
@@ -611,7 +654,20 @@ out:
 	return r;
 }
 
-/* ---- the index: a flat little-endian byte string ---- */
+/*
+ * ---- the index: a flat little-endian byte string ----
+ *
+ *   0  8  magic "STRBLIDX"
+ *   8  4  version (1)
+ *  12  4  compression (enum blob_compression)
+ *  16  8  stored size      24  8  decompressed size      32  8  point count
+ *  40     the points, each: 8 stored offset, 8 decompressed offset, 1 kind
+ *         (1 member/frame start, 2 checkpoint), 1 unused bit count, 1 their
+ *         value, 5 zero; a checkpoint is followed by its 32 KiB window.
+ *
+ * Version 1 is tied to BLOB_WINDOW and to the rules that place points; a
+ * reader that meets another version refuses the index and streams again.
+ */
 
 static void put_u64(unsigned char *p, uint64_t v)
 {

@@ -14,11 +14,20 @@
  *    the stored bytes and of the decompressed stream, and records seek points
  *    (a checkpoint about every BLOB_SEEK_SPAN bytes of output, plus the free
  *    ones at gzip member and zstd frame starts), so that later random reads
- *    decompress at most about BLOB_SEEK_SPAN bytes.
+ *    decompress at most about BLOB_SEEK_SPAN bytes. (zstd cannot resume inside
+ *    a frame: in a blob of one big frame, a read behind the pread cursor
+ *    decompresses from the start; sequential reads stay linear.)
  *
  *  - blob_pread: random access into the decompressed stream. Safe to call from
  *    many threads at once. Correct at any offset even before a stream pass (it
  *    then decompresses from the start).
+ *
+ * When built with ISA-L (HAVE_ISAL), gzip is inflated with it wherever no
+ * checkpoint is needed: random access, and the stream pass over members that
+ * end before one is due; zlib, whose Z_BLOCK stops at deflate block
+ * boundaries, makes the checkpoints. The environment variable STRATA_BLOB_ZLIB,
+ * when set at blob_open(), makes that blob use zlib throughout (for tests,
+ * benchmarks, and as a way out).
  *
  * Every resource that the input controls is bounded by struct blob_limits:
  * the decompressed size, the expansion ratio, the zstd window.
@@ -44,8 +53,8 @@ enum blob_compression {
 };
 
 struct blob_limits {
-	uint64_t max_output;          /* bound on the decompressed size, bytes */
-	uint64_t max_expansion;       /* bound on decompressed / stored size, when stored > 1 MiB */
+	uint64_t max_output;	      /* bound on the decompressed size, bytes */
+	uint64_t max_expansion;	      /* bound on decompressed / stored size, when stored > 1 MiB */
 	unsigned zstd_window_log_max; /* bound on the zstd window (log2 bytes) */
 };
 
@@ -54,8 +63,9 @@ struct blob_limits {
  * ...") as soon as the output passes max_output, or passes max_expansion times
  * the stored size while either the stored size is above 1 MiB or the output is
  * above 1 GiB. Small blobs thus may expand freely up to 1 GiB (tiny layers of
- * zeros are legitimate), and nothing expands without bound. The checks run
- * during the stream pass and during blob_pread alike.
+ * zeros are legitimate), and nothing expands without bound. A zstd frame that
+ * needs a window above 2^zstd_window_log_max bytes is refused with -EFBIG too.
+ * The checks run during the stream pass and during blob_pread alike.
  *
  * Where the compressed data ends before the stored bytes do (trailing zeros, or
  * anything that is not the start of another gzip member or zstd frame), the
@@ -64,7 +74,7 @@ struct blob_limits {
  */
 
 struct blob_digests {
-	unsigned char stored[32];       /* sha256 of the blob as stored (the layer digest) */
+	unsigned char stored[32];	/* sha256 of the blob as stored (the layer digest) */
 	unsigned char decompressed[32]; /* sha256 of the decompressed stream (the diff_id) */
 	uint64_t stored_size;
 	uint64_t decompressed_size;
@@ -80,9 +90,9 @@ void blob_limits_default(struct blob_limits *l);
 struct blob_stats {
 	uint64_t pread_decompressed; /* bytes decompressed on behalf of blob_pread */
 	uint64_t pread_restarts;     /* times blob_pread restarted at a seek point */
-	uint64_t cache_hits;         /* pread pieces served from a cached span */
+	uint64_t cache_hits;	     /* pread pieces served from a cached span */
 	uint64_t cache_misses;
-	uint64_t seek_points; /* recorded or imported, the start at 0 not counted */
+	uint64_t seek_points;	     /* recorded or imported, the start at 0 not counted */
 };
 
 /*
@@ -90,7 +100,7 @@ struct blob_stats {
  * lim may be NULL for the defaults. The blob is returned in *ret_blob.
  */
 int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits *lim,
-              struct blob **ret_blob, struct err *err);
+	      struct blob **ret_blob, struct err *err);
 void blob_free(struct blob *b);
 
 enum blob_compression blob_compression(const struct blob *b);

@@ -23,8 +23,11 @@
 /* Member and frame starts cost no window, but thousands of tiny eStargz
  * members would bloat the index for nothing: keep one every 64 KiB of output. */
 #define BLOB_FREE_POINT_SPAN (64u * 1024)
-#define BLOB_CACHE_SPANS     8
-#define BLOB_CACHE_SPAN_LEN  (256u * 1024)
+/* Several cursors, so that readers interleaving sequential reads of different
+ * files of one layer (grep -r through FUSE) do not restart each other. */
+#define BLOB_CURSORS        4
+#define BLOB_CACHE_SPANS    8
+#define BLOB_CACHE_SPAN_LEN (256u * 1024)
 
 enum point_kind {
 	POINT_START = 1,      /* a gzip member or zstd frame begins at in */
@@ -63,15 +66,23 @@ struct dec {
 	unsigned char last_byte; /* the consumed byte before in[0], for checkpoints */
 	uint64_t out_pos;
 	enum dec_state state;
+	uint64_t stamp; /* LRU clock of the pread cursors */
 	size_t trailer_left;
 	bool raw_deflate; /* restarted from a checkpoint: no gzip header/trailer */
 
 	z_stream z;
 	bool z_ready;
+	void *isal;         /* struct inflate_state, when built with ISA-L */
+	bool isal_ok;       /* built with ISA-L and not told otherwise */
+	bool use_isal;      /* the current member or span is inflated by ISA-L */
+	uint64_t member_in; /* where the current gzip member starts, stored */
+	uint64_t member_out;
+	unsigned char *scratch; /* stream pass: output of a zlib replay */
 	ZSTD_DCtx *zd;
 
 	/* stream pass only */
 	EVP_MD_CTX *sha_stored;
+	uint64_t hashed_to; /* stored bytes before this are in sha_stored */
 	bool record;
 	struct blob_point *pts;
 	size_t npts, cap_pts;
@@ -83,6 +94,7 @@ struct blob {
 	uint64_t offset, length;
 	struct blob_limits lim;
 	enum blob_compression comp;
+	bool zlib_only; /* STRATA_BLOB_ZLIB set: no ISA-L even where built in */
 
 	pthread_mutex_t lock;
 	int64_t size; /* -1 while unknown; read with __atomic loads */
@@ -90,7 +102,7 @@ struct blob {
 	struct blob_point *pts; /* sorted by in and out; the start at 0 is implicit */
 	size_t npts;
 
-	struct dec *cur; /* the pread cursor, lazily created */
+	struct dec *cur[BLOB_CURSORS]; /* pread cursors, created when first needed */
 	struct blob_span spans[BLOB_CACHE_SPANS];
 	uint64_t clock;
 	struct blob_stats stats;

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <zstd_errors.h>
 
 #define ZSTD_FRAME_MAGIC 0xFD2FB528u
 
@@ -65,8 +66,17 @@ static ssize_t zs_body(struct dec *d, unsigned char *buf, size_t cap, struct err
 		return n;
 	in = (ZSTD_inBuffer){d->in + d->in_pos, (size_t)n, 0};
 	r = ZSTD_decompressStream(d->zd, &out, &in);
-	if (ZSTD_isError(r))
+	if (ZSTD_isError(r)) {
+		if (ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge) {
+			d->state = DEC_BROKEN;
+			return err_set(err, -EFBIG,
+			               "zstd frame at stored offset %llu needs a window above "
+			               "2^%u bytes, the limit",
+			               (unsigned long long)dec_stored_pos(d),
+			               d->b->lim.zstd_window_log_max);
+		}
 		return zs_error(d, err, "corrupt", ZSTD_getErrorName(r));
+	}
 	d->in_pos += in.pos;
 	d->out_pos += out.pos;
 	if (out.pos && (e = dec_check_limits(d, err)) < 0)

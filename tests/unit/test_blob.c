@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <zlib.h>
@@ -22,6 +23,8 @@
 
 static char tmpdir[64];
 static int file_seq;
+/* which inflate serves blob_pread: ISA-L when built in, or zlib */
+static const char *engine = "default";
 
 struct buf {
 	unsigned char *p;
@@ -90,13 +93,26 @@ static struct buf gen_data(size_t len)
 	return b;
 }
 
+/* A gzip member; at odd levels with a full header (name, comment, extra field,
+ * header CRC) like the gzip tool and eStargz write. */
 static void gzip_member(struct buf *out, const unsigned char *p, size_t len, int level)
 {
 	z_stream z = {0};
 	unsigned char tmp[65536];
+	unsigned char extra[] = {'S', 'G', 4, 0, 1, 2, 3, 4};
+	gz_header h = {.text = 0,
+	               .time = 1700000000,
+	               .os = 3,
+	               .extra = extra,
+	               .extra_len = sizeof(extra),
+	               .name = (unsigned char *)"layer.tar",
+	               .comment = (unsigned char *)"made by test_blob",
+	               .hcrc = 1};
 	int r;
 
 	if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	if (level % 2 && deflateSetHeader(&z, &h) != Z_OK)
 		abort();
 	z.next_in = (unsigned char *)p;
 	z.avail_in = len;
@@ -160,6 +176,15 @@ static int write_file(const struct buf *blob, size_t prefix, uint64_t *off)
 		abort();
 	*off = prefix;
 	return fd;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
 }
 
 static uint64_t msg_offset(const struct err *e)
@@ -237,9 +262,10 @@ static int stream_all(struct blob *b, const struct buf *stored, const struct buf
  * pass, reads after it, a deep 4 KiB read through an imported index.
  */
 static void check_blob(const char *name, const struct buf *stored, const struct buf *want,
-                       enum blob_compression comp, size_t prefix, int reads_before,
+                       enum blob_compression comp, size_t prefix, int reads_before, int reads_after,
                        uint64_t deep_max)
 {
+	char full[128];
 	struct blob *b = NULL, *b2 = NULL;
 	struct blob_stats st;
 	struct err e = {0};
@@ -250,6 +276,8 @@ static void check_blob(const char *name, const struct buf *stored, const struct 
 	int fd = write_file(stored, prefix, &off);
 	int r;
 
+	snprintf(full, sizeof(full), "%s [%s]", name, engine);
+	name = full;
 	r = blob_open(fd, off, stored->len, NULL, &b, &e);
 	CHECK(r == 0, "%s: open (%s)", name, e.msg);
 	if (r < 0)
@@ -264,11 +292,31 @@ static void check_blob(const char *name, const struct buf *stored, const struct 
 	r = stream_all(b, stored, want, &match, &e);
 	CHECK(r == 0 && match, "%s: stream output, run sizes and digests (%s)", name, e.msg);
 	CHECK(blob_size(b) == (int64_t)want->len, "%s: size after the stream pass", name);
-	CHECK(random_reads(b, want, 300, 150 * 1024), "%s: random preads after the pass", name);
-	CHECK(random_reads(b, want, 300, 5000), "%s: small random preads after the pass", name);
+	CHECK(random_reads(b, want, reads_after, 150 * 1024), "%s: random preads after the pass",
+	      name);
+	CHECK(random_reads(b, want, reads_after, 5000), "%s: small random preads after the pass",
+	      name);
 
 	r = blob_index_export(b, &idx, &idx_len, &e);
 	CHECK(r == 0, "%s: index export (%s)", name, e.msg);
+	if (r == 0 && comp == BLOB_GZIP) {
+		/* seek points (read from the index: 40-byte head, 24-byte points,
+		 * a 32 KiB window after checkpoints) no further apart than a span
+		 * and a deflate block (the blocks of this data give < 512 KiB) */
+		const unsigned char *q = (const unsigned char *)idx + 40;
+		uint64_t prev = 0, gap = 0, count = get64((const unsigned char *)idx + 32);
+		for (uint64_t i = 0; i <= count; i++) {
+			uint64_t at = i < count ? get64(q + 8) : want->len;
+			if (at - prev > gap)
+				gap = at - prev;
+			prev = at;
+			if (i < count)
+				q += 24 + (q[16] == 2 ? 32768 : 0);
+		}
+		CHECK(gap <= BLOB_SEEK_SPAN + 512 * 1024,
+		      "%s: seek points at most %llu bytes apart (%llu points)", name,
+		      (unsigned long long)gap, (unsigned long long)count);
+	}
 	r = blob_open(fd, off, stored->len, NULL, &b2, &e);
 	if (r == 0)
 		r = blob_index_import(b2, idx, idx_len, &e);
@@ -287,8 +335,8 @@ static void check_blob(const char *name, const struct buf *stored, const struct 
 		      (unsigned long long)st.seek_points);
 	}
 	if (b2)
-		CHECK(random_reads(b2, want, 100, 70000), "%s: random preads through the import",
-		      name);
+		CHECK(random_reads(b2, want, reads_after / 2, 70000),
+		      "%s: random preads through the import", name);
 out:
 	free(idx);
 	blob_free(b2);
@@ -300,7 +348,7 @@ static void test_raw(void)
 {
 	struct buf d = gen_data(3 * MiB + 17);
 
-	check_blob("raw", &d, &d, BLOB_RAW, 4097, 50, 0);
+	check_blob("raw", &d, &d, BLOB_RAW, 4097, 50, 200, 0);
 	free(d.p);
 }
 
@@ -331,7 +379,7 @@ static void test_gzip_single(const struct buf *d)
 	struct buf z = {0};
 
 	gzip_member(&z, d->p, d->len, 6);
-	check_blob("gzip single member", &z, d, BLOB_GZIP, 12345, 6, GZIP_DEEP_MAX);
+	check_blob("gzip single member", &z, d, BLOB_GZIP, 12345, 6, 100, GZIP_DEEP_MAX);
 	free(z.p);
 }
 
@@ -346,12 +394,12 @@ static void test_gzip_multi(const struct buf *d)
 		size_t n = members % 5 == 4 ? rnd() % 3000 : rnd() % (3 * MiB);
 		if (n > d->len - pos)
 			n = d->len - pos;
-		gzip_member(&z, d->p + pos, n, 1 + members % 9);
+		gzip_member(&z, d->p + pos, n, 1 + members % 6);
 		pos += n;
 		members++;
 	}
 	gzip_member(&z, d->p, 0, 6);
-	check_blob("gzip multi-member", &z, d, BLOB_GZIP, 0, 4, GZIP_DEEP_MAX);
+	check_blob("gzip multi-member", &z, d, BLOB_GZIP, 0, 4, 100, GZIP_DEEP_MAX);
 	free(z.p);
 }
 
@@ -363,17 +411,18 @@ static void test_gzip_trailing(const struct buf *d)
 
 	gzip_member(&z, small.p, small.len, 6);
 	buf_add(&z, zero, sizeof(zero));
-	check_blob("gzip with trailing zeros", &z, &small, BLOB_GZIP, 512, 4, GZIP_DEEP_MAX);
+	check_blob("gzip with trailing zeros", &z, &small, BLOB_GZIP, 512, 4, 100, GZIP_DEEP_MAX);
 	z.len -= sizeof(zero);
 	buf_add(&z, "not a gzip member, just garbage", 31);
-	check_blob("gzip with trailing garbage", &z, &small, BLOB_GZIP, 512, 4, GZIP_DEEP_MAX);
+	check_blob("gzip with trailing garbage", &z, &small, BLOB_GZIP, 512, 4, 100, GZIP_DEEP_MAX);
 	free(z.p);
 }
 
 /* A broken blob: the stream fails naming an offset, preads before it work. */
 static void check_broken(const char *name, const struct buf *stored, const struct buf *want,
-                         uint64_t min_off, const char *needle)
+                         uint64_t min_off, uint64_t max_off, const char *needle)
 {
+	char full[128];
 	struct blob *b = NULL;
 	struct err e = {0};
 	uint64_t off;
@@ -382,6 +431,8 @@ static void check_broken(const char *name, const struct buf *stored, const struc
 	int fd = write_file(stored, 100, &off);
 	int r;
 
+	snprintf(full, sizeof(full), "%s [%s]", name, engine);
+	name = full;
 	if (blob_open(fd, off, stored->len, NULL, &b, &e) < 0)
 		abort();
 	CHECK(blob_pread(b, got, sizeof(got), 1000, &e) == sizeof(got) &&
@@ -389,7 +440,7 @@ static void check_broken(const char *name, const struct buf *stored, const struc
 	      "%s: pread near the start works", name);
 	r = stream_all(b, stored, want, &match, &e);
 	CHECK(r == -EIO && strstr(e.msg, needle), "%s: stream fails: %s", name, e.msg);
-	CHECK(msg_offset(&e) >= min_off && msg_offset(&e) <= stored->len,
+	CHECK(msg_offset(&e) >= min_off && msg_offset(&e) <= max_off,
 	      "%s: error names stored offset %llu (damage at %llu)", name,
 	      (unsigned long long)msg_offset(&e), (unsigned long long)min_off);
 	err_clear(&e);
@@ -409,12 +460,26 @@ static void test_gzip_broken(const struct buf *d)
 	gzip_member(&z, small.p, small.len, 6);
 	full = z.len;
 	z.len = full / 2;
-	check_broken("truncated gzip", &z, &small, full / 2 - 64 * 1024,
+	check_broken("truncated gzip", &z, &small, full / 2 - 64 * 1024, full / 2,
 	             "gzip data truncated at stored offset");
 	z.len = full;
 	for (size_t i = 0; i < 64; i++)
 		z.p[full / 2 + i] ^= 0x5a;
-	check_broken("corrupt gzip", &z, &small, full / 2, "gzip data corrupt at stored offset");
+	check_broken("corrupt gzip", &z, &small, full / 2, full,
+	             "gzip data corrupt at stored offset");
+
+	/* a structural error shows where it is, not at the CRC: the second
+	 * member's first block has the reserved block type 3 */
+	{
+		size_t second;
+		z.len = 0;
+		gzip_member(&z, small.p, 3 * MiB, 6);
+		second = z.len;
+		gzip_member(&z, small.p + 3 * MiB, small.len - 3 * MiB, 6);
+		z.p[second + 10] |= 0x06;
+		check_broken("gzip with an invalid block type", &z, &small, second + 10,
+		             second + 16, "gzip data corrupt at stored offset");
+	}
 	free(z.p);
 }
 
@@ -426,7 +491,7 @@ static void test_zstd(const struct buf *d)
 
 	zstd_frame(&z, d->p, d->len, 3);
 	/* one frame has no seek point but its start: a deep read costs it all */
-	check_blob("zstd single frame", &z, d, BLOB_ZSTD, 777, 4, 0);
+	check_blob("zstd single frame", &z, d, BLOB_ZSTD, 777, 4, 16, 0);
 	z.len = 0;
 	zstd_skippable(&z, 0xe, 100);
 	while (pos < d->len) {
@@ -440,8 +505,16 @@ static void test_zstd(const struct buf *d)
 		frames++;
 	}
 	/* frames of up to 2 MiB: a read costs at most one frame and a span */
-	check_blob("zstd multi-frame, skippable frames", &z, d, BLOB_ZSTD, 3, 4,
+	check_blob("zstd multi-frame, skippable frames", &z, d, BLOB_ZSTD, 3, 4, 100,
 	           2 * MiB + 320 * 1024);
+	{
+		static const unsigned char zero[3000];
+		struct buf small = {d->p, 5 * MiB, 0};
+		z.len = 0;
+		zstd_frame(&z, small.p, small.len, 3);
+		buf_add(&z, zero, sizeof(zero));
+		check_blob("zstd with trailing zeros", &z, &small, BLOB_ZSTD, 9, 2, 40, 0);
+	}
 	free(z.p);
 }
 
@@ -473,6 +546,25 @@ static void test_zstd_sequential(const struct buf *d)
 	      "zstd sequential preads are linear: %llu bytes decompressed, %llu restarts",
 	      (unsigned long long)st.pread_decompressed, (unsigned long long)st.pread_restarts);
 	blob_free(b);
+
+	/* three readers take turns, each reading its own 8 MiB region in order:
+	 * with one cursor every turn would decompress from the frame start */
+	if (blob_open(fd, off, z.len, NULL, &b, &e) < 0)
+		abort();
+	for (pos = 0; ok && pos < 8 * MiB; pos += 128 * 1024) {
+		for (int r = 0; r < 3 && ok; r++) {
+			uint64_t at = r * 12 * MiB + pos;
+			ok = blob_pread(b, got, 128 * 1024, at, &e) == 128 * 1024 &&
+			     !memcmp(got, d->p + at, 128 * 1024);
+		}
+	}
+	blob_stats(b, &st);
+	CHECK(ok, "zstd interleaved sequential readers get the data");
+	CHECK(st.pread_decompressed <= 2 * d->len && st.pread_restarts <= 6,
+	      "zstd interleaved readers keep their own cursors: %llu bytes decompressed, "
+	      "%llu restarts",
+	      (unsigned long long)st.pread_decompressed, (unsigned long long)st.pread_restarts);
+	blob_free(b);
 	close(fd);
 	free(got);
 	free(z.p);
@@ -501,6 +593,45 @@ static void check_bomb(const char *name, const struct buf *z, const struct blob_
 	      e.msg);
 	blob_free(b);
 	close(fd);
+}
+
+/* A frame whose window passes zstd_window_log_max is refused, not decoded. */
+static void test_zstd_window(const struct buf *d)
+{
+	struct buf z = {0};
+	struct blob_limits l;
+	struct blob *b = NULL;
+	struct err e = {0};
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	size_t cap = ZSTD_compressBound(8 * MiB), n;
+	unsigned char got[100];
+	uint64_t off;
+	int fd;
+
+	z.p = malloc(cap);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 23);
+	n = ZSTD_compress2(cc, z.p, cap, d->p, 8 * MiB);
+	if (ZSTD_isError(n))
+		abort();
+	z.len = n;
+	fd = write_file(&z, 0, &off);
+	blob_limits_default(&l);
+	l.zstd_window_log_max = 20;
+	if (blob_open(fd, off, z.len, &l, &b, &e) < 0)
+		abort();
+	CHECK(blob_pread(b, got, sizeof(got), 0, &e) == -EFBIG && strstr(e.msg, "window"),
+	      "zstd window above the limit refused: %s", e.msg);
+	blob_free(b);
+	l.zstd_window_log_max = 23;
+	if (blob_open(fd, off, z.len, &l, &b, &e) < 0)
+		abort();
+	CHECK(blob_pread(b, got, sizeof(got), 5 * MiB, &e) == sizeof(got) &&
+	          !memcmp(got, d->p + 5 * MiB, sizeof(got)),
+	      "zstd window at the limit accepted");
+	blob_free(b);
+	close(fd);
+	ZSTD_freeCCtx(cc);
+	free(z.p);
 }
 
 static void test_bombs(void)
@@ -724,6 +855,17 @@ static void test_busy_and_bad_open(void)
 	free(d.p);
 }
 
+/* Prints how long each part took, so that a slow machine is easy to tell. */
+#define TIMED(call)                                                                                \
+	do {                                                                                       \
+		struct timespec t0_, t1_;                                                          \
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0_);                                     \
+		call;                                                                              \
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1_);                                     \
+		printf("# %s: %.2f s of CPU\n", #call,                                             \
+		       t1_.tv_sec - t0_.tv_sec + (t1_.tv_nsec - t0_.tv_nsec) / 1e9);               \
+	} while (0)
+
 int main(void)
 {
 	struct buf d;
@@ -732,18 +874,28 @@ int main(void)
 	if (!mkdtemp(tmpdir))
 		return 1;
 	d = gen_data(40 * MiB + 12345);
-	test_raw();
-	test_empty();
-	test_busy_and_bad_open();
-	test_gzip_single(&d);
-	test_gzip_multi(&d);
-	test_gzip_trailing(&d);
-	test_gzip_broken(&d);
-	test_zstd(&d);
-	test_zstd_sequential(&d);
-	test_index_refusal(&d);
-	test_threads(&d);
-	test_bombs();
+	TIMED(test_raw());
+	TIMED(test_empty());
+	TIMED(test_busy_and_bad_open());
+	TIMED(test_gzip_single(&d));
+	TIMED(test_gzip_multi(&d));
+	TIMED(test_gzip_trailing(&d));
+	TIMED(test_gzip_broken(&d));
+	TIMED(test_zstd(&d));
+	TIMED(test_zstd_sequential(&d));
+	TIMED(test_index_refusal(&d));
+	TIMED(test_threads(&d));
+	TIMED(test_zstd_window(&d));
+	TIMED(test_bombs());
+	/* again with zlib serving random access, where ISA-L did above */
+	setenv("STRATA_BLOB_ZLIB", "1", 1);
+	engine = "zlib";
+	d.len = 12 * MiB; /* enough for a dozen checkpoints, and quicker */
+	TIMED(test_gzip_single(&d));
+	TIMED(test_gzip_multi(&d));
+	TIMED(test_gzip_trailing(&d));
+	TIMED(test_gzip_broken(&d));
+	unsetenv("STRATA_BLOB_ZLIB");
 	free(d.p);
 	rmdir(tmpdir);
 	return tap_done();
