@@ -302,3 +302,75 @@ int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_
 	        by_conf[SCAN_CONF_EXAMPLE]);
 	return io_err(out, e);
 }
+
+/* ---- summary -------------------------------------------------------------- */
+
+struct count {
+	const char *key;
+	size_t n;
+};
+
+static void bump(struct count *c, size_t *nc, const char *key)
+{
+	for (size_t i = 0; i < *nc; i++) {
+		if (!strcmp(c[i].key, key)) {
+			c[i].n++;
+			return;
+		}
+	}
+	c[(*nc)++] = (struct count){key, 1};
+}
+
+static int cmp_count(const void *a, const void *b)
+{
+	const struct count *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+int scan_report_summary(FILE *out, const struct scan_results *r, struct scan_err *e)
+{
+	size_t n = scan_results_count(r), nrules = 0, nvis = 0, by_conf[3] = {0};
+	struct count *rules = calloc(n + 1, sizeof(*rules)), *vis = calloc(n + 1, sizeof(*vis));
+	const struct scan_stats *st = scan_results_stats(r);
+
+	if (!rules || !vis) {
+		free(rules);
+		free(vis);
+		return scan_err_set(e, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct scan_finding *f = scan_results_get(r, i);
+
+		by_conf[f->confidence]++;
+		bump(rules, &nrules, f->rule_id);
+		bump(vis, &nvis, f->visibility ? f->visibility : "-");
+	}
+	qsort(rules, nrules, sizeof(*rules), cmp_count);
+	qsort(vis, nvis, sizeof(*vis), cmp_count);
+	fprintf(out, "findings: %zu (confirmed %zu, likely %zu, example %zu)\n", n,
+	        by_conf[SCAN_CONF_CONFIRMED], by_conf[SCAN_CONF_LIKELY],
+	        by_conf[SCAN_CONF_EXAMPLE]);
+	fprintf(out, "\nby visibility:\n");
+	for (size_t i = 0; i < nvis; i++)
+		fprintf(out, "  %-10s %zu\n", vis[i].key, vis[i].n);
+	fprintf(out, "\nby rule:\n");
+	for (size_t i = 0; i < nrules; i++)
+		fprintf(out, "  %-40s %zu\n", rules[i].key, rules[i].n);
+	fprintf(out,
+	        "\nscanned: %llu files, %llu bytes; skipped over the size limit: %llu\n"
+	        "archives: %llu opened, %llu members; limits hit: depth %llu, members %llu, "
+	        "expansion %llu; damaged %llu\n"
+	        "regex limits hit: %llu; findings over the per-file bound: %llu\n",
+	        (unsigned long long)st->files, (unsigned long long)st->bytes,
+	        (unsigned long long)st->skipped_too_large, (unsigned long long)st->archives,
+	        (unsigned long long)st->members, (unsigned long long)st->limit_depth,
+	        (unsigned long long)st->limit_members, (unsigned long long)st->limit_expanded,
+	        (unsigned long long)st->archive_errors, (unsigned long long)st->regex_limits,
+	        (unsigned long long)st->findings_dropped);
+	free(rules);
+	free(vis);
+	return io_err(out, e);
+}

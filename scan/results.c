@@ -101,7 +101,8 @@ static int cmpstr(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "");
 }
 
-/* Layer (config findings, layer -1, first), path, offset, rule, secret. */
+/* Layer (-1, config findings without a layer, first), path, offset, rule,
+ * then secret and visibility so that no two distinct findings tie. */
 static int cmp_finding(const void *pa, const void *pb)
 {
 	const struct scan_finding *a = *(struct scan_finding *const *)pa;
@@ -110,15 +111,15 @@ static int cmp_finding(const void *pa, const void *pb)
 
 	if (a->layer != b->layer)
 		return a->layer < b->layer ? -1 : 1;
-	if ((c = cmpstr(a->visibility, b->visibility)))
-		return c;
 	if ((c = cmpstr(a->path, b->path)))
 		return c;
 	if (a->offset != b->offset)
 		return a->offset < b->offset ? -1 : 1;
 	if ((c = cmpstr(a->rule_id, b->rule_id)))
 		return c;
-	return cmpstr(a->secret, b->secret);
+	if ((c = cmpstr(a->secret, b->secret)))
+		return c;
+	return cmpstr(a->visibility, b->visibility);
 }
 
 static int replace(const char **slot, const char *val)

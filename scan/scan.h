@@ -340,6 +340,9 @@ int scan_report_sarif(FILE *out, const struct scan_results *r,
 /* A table for people, then a summary line. */
 int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_report_options *opt,
                      struct scan_err *e);
+/* Counts by confidence, visibility and rule, and the scan counters
+ * (skipped files, limits hit), for people (.secrets/summary.txt). */
+int scan_report_summary(FILE *out, const struct scan_results *r, struct scan_err *e);
 /* One finding as a JSON object string (malloc'd), as in the JSONL report. */
 char *scan_finding_json(const struct scan_finding *f, bool show_secrets);
 

@@ -75,6 +75,19 @@ static void test_redaction(void)
 	out = report(r, 1, false, true);
 	CHECK(strstr(out, "\033[1;31mCRITICAL"), "colour when asked");
 	free(out);
+	{
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+
+		scan_report_summary(m, r, NULL);
+		fclose(m);
+		CHECK(strstr(buf, "findings: 1 (confirmed 1, likely 0, example 0)") &&
+		          strstr(buf, "live       1") && strstr(buf, "github-token") &&
+		          strstr(buf, "scanned: 1 files"),
+		      "summary:\n%s", buf);
+		free(buf);
+	}
 	scan_results_free(r);
 
 	/* same secret, same path, other layer and offset: same fingerprint */
