@@ -26,6 +26,20 @@
  *
  * A finding holds the secret in clear in memory (for validation, for
  * fingerprints and for --show-secrets); reports redact it unless asked.
+ *
+ * Typical use (error handling left out):
+ *
+ *	struct scan_rules *rules;      scan_rules_new_builtin(&rules, &err);
+ *	struct scan_results *res;      scan_results_new(&res);
+ *	per thread:
+ *		struct scan_scanner *s; scan_scanner_new(&s, rules, &opt, &err);
+ *		for each file: scan_buffer(s, &target, bytes, len, scan_results_add, res);
+ *		scan_scanner_stats(s, &st); scan_results_add_stats(res, &st);
+ *		scan_scanner_free(s);
+ *	scan_config(s, &target, config_json, len, scan_results_add, res, &err);
+ *	scan_results_finish(res);                     links keys to certificates, sorts
+ *	scan_results_filter(res, SCAN_CONF_LIKELY, ignore);
+ *	scan_report_sarif(stdout, res, &report_opt, &err);
  */
 #ifndef STRATA_SCAN_H
 #define STRATA_SCAN_H
