@@ -139,8 +139,8 @@ void scan_rules_free(struct scan_rules *r);
 /*
  * Adds the rules of src to dst; a rule of src whose id is already in dst
  * replaces it, and src's global allow rules are added. To replace a set
- * entirely, use the loaded set alone. Not thread-safe: no scanner may use
- * dst while this runs, and scanners made before keep the old prefilter.
+ * entirely, use the loaded set alone. Not thread-safe, and it rebuilds the
+ * set: free every scanner made on dst before, and make new ones after.
  */
 int scan_rules_merge(struct scan_rules *dst, const struct scan_rules *src, struct scan_err *e);
 size_t scan_rules_count(const struct scan_rules *r);
