@@ -374,3 +374,27 @@ int scan_report_summary(FILE *out, const struct scan_results *r, struct scan_err
 	free(vis);
 	return io_err(out, e);
 }
+
+int scan_report_finding(FILE *out, const struct scan_finding *f, bool show_secrets,
+                        struct scan_err *e)
+{
+	fprintf(out, "rule:        %s (%s)\n", f->rule_id, f->title);
+	fprintf(out, "severity:    %s\n", scan_severity_name(f->severity));
+	fprintf(out, "confidence:  %s\n", scan_confidence_name(f->confidence));
+	fprintf(out, "visibility:  %s\n", f->visibility ? f->visibility : "-");
+	if (f->layer >= 0)
+		fprintf(out, "layer:       %d%s%s\n", f->layer, f->layer_digest ? " " : "",
+		        f->layer_digest ? f->layer_digest : "");
+	if (f->created_by)
+		fprintf(out, "created_by:  %s\n", f->created_by);
+	fprintf(out, "path:        %s\n", f->path);
+	if (f->view_path)
+		fprintf(out, "view:        %s\n", f->view_path);
+	fprintf(out, "line:        %llu, column %llu, offset %llu\n", (unsigned long long)f->line,
+	        (unsigned long long)f->column, (unsigned long long)f->offset);
+	fprintf(out, "match:       %s\n", show_secrets ? f->secret : f->redacted);
+	fprintf(out, "why:         %s\n", f->why[0] ? f->why : "matched the rule");
+	fprintf(out, "fingerprint: %s\n", f->fingerprint);
+	fprintf(out, "\n%s\n", show_secrets ? f->context_raw : f->context);
+	return io_err(out, e);
+}

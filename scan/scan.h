@@ -357,6 +357,11 @@ int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_
 /* Counts by confidence, visibility and rule, and the scan counters
  * (skipped files, limits hit), for people (.secrets/summary.txt). */
 int scan_report_summary(FILE *out, const struct scan_results *r, struct scan_err *e);
+/* One finding for people: rule, confidence, where (visibility, layer,
+ * created_by, path, line), match, why, fingerprint, then the context lines
+ * (.secrets/by-rule/RULE/NNN). */
+int scan_report_finding(FILE *out, const struct scan_finding *f, bool show_secrets,
+                        struct scan_err *e);
 /* One finding as a JSON object string (malloc'd), as in the JSONL report. */
 char *scan_finding_json(const struct scan_finding *f, bool show_secrets);
 

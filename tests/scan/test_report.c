@@ -87,6 +87,16 @@ static void test_redaction(void)
 		          strstr(buf, "scanned: 1 files"),
 		      "summary:\n%s", buf);
 		free(buf);
+		buf = NULL;
+		m = open_memstream(&buf, &len);
+		scan_report_finding(m, f, false, NULL);
+		fclose(m);
+		CHECK(strstr(buf, "confidence:  confirmed") &&
+		          strstr(buf, "path:        app/deploy.sh") &&
+		          strstr(buf, "why:         checksum valid") && !strstr(buf, tok) &&
+		          strstr(buf, "export GH_TOKEN=ghp_"),
+		      "one finding for people:\n%s", buf);
+		free(buf);
 	}
 	scan_results_free(r);
 
