@@ -79,9 +79,9 @@ struct scan_err {
 struct scan_limits {
 	uint64_t max_file_size; /* larger buffers and members are skipped, counted */
 	unsigned max_depth;     /* nesting of archives inside a scanned buffer */
-	unsigned max_members;   /* members read from one archive */
+	unsigned max_members;   /* entries read from one archive */
 	uint64_t max_expanded;  /* bytes expanded from the archives of one top buffer */
-	unsigned max_ratio;     /* expanded / compressed, checked past 1 MiB expanded */
+	unsigned max_ratio;     /* an archive's expanded / stored size, past 1 MiB expanded */
 	unsigned window_before; /* bytes before a keyword hit a regex may start at */
 	unsigned window_after;  /* bytes after a keyword hit a regex may reach */
 	uint32_t match_limit;   /* PCRE2 match limit (backtracking steps) */
