@@ -21,6 +21,7 @@ enum scan_validator {
 	SCAN_V_JWT,
 	SCAN_V_PRIVATE_KEY,
 	SCAN_V_CERTIFICATE,
+	SCAN_V_BASIC_AUTH,
 };
 
 struct scan_allow {
