@@ -255,7 +255,8 @@ int scan_buffer(struct scan_scanner *s, const struct scan_target *where, const v
                 size_t len, scan_finding_cb cb, void *opaque);
 
 /*
- * Scans an image config JSON: config.Env, Cmd, Entrypoint, Labels, and each
+ * Scans an image config JSON: config.Env, Cmd, Entrypoint, Labels (the same
+ * in docker's container_config, as "container_config.Env[1]"), and each
  * history[i].created_by; findings have visibility "config", a path such as
  * "config.Env[1]" or "history[7].created_by", and for history entries the
  * index of the layer they made (-1 for empty layers). where may be NULL.
