@@ -16,10 +16,7 @@
 
 #define CACHE_FORMAT 1
 
-static json_t *jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
+#define jstr scan_json_str
 
 static json_t *finding_to_json(const struct scan_finding *f)
 {

@@ -13,10 +13,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *jstr(const char *s)
+/*
+ * A JSON string from bytes that came from the image (paths, secrets) and may
+ * not be UTF-8: jansson refuses those, so bytes outside ASCII are then
+ * replaced by '?', and the output stays complete and valid.
+ */
+json_t *scan_json_str(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	json_t *j;
+	char *c;
+
+	if (!s)
+		return json_null();
+	if ((j = json_string(s)))
+		return j;
+	if (!(c = strdup(s)))
+		return NULL;
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
 }
+
+#define jstr scan_json_str
 
 char *scan_finding_json(const struct scan_finding *f, bool show_secrets)
 {
@@ -25,9 +46,9 @@ char *scan_finding_json(const struct scan_finding *f, bool show_secrets)
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "rule", json_string(f->rule_id));
-	json_object_set_new(o, "title", json_string(f->title));
-	json_object_set_new(o, "category", json_string(f->category));
+	json_object_set_new(o, "rule", jstr(f->rule_id));
+	json_object_set_new(o, "title", jstr(f->title));
+	json_object_set_new(o, "category", jstr(f->category));
 	json_object_set_new(o, "severity", json_string(scan_severity_name(f->severity)));
 	json_object_set_new(o, "confidence", json_string(scan_confidence_name(f->confidence)));
 	json_object_set_new(o, "visibility", jstr(f->visibility));
@@ -39,13 +60,13 @@ char *scan_finding_json(const struct scan_finding *f, bool show_secrets)
 	json_object_set_new(o, "line", json_integer((json_int_t)f->line));
 	json_object_set_new(o, "column", json_integer((json_int_t)f->column));
 	json_object_set_new(o, "offset", json_integer((json_int_t)f->offset));
-	json_object_set_new(o, "match", json_string(f->redacted));
+	json_object_set_new(o, "match", jstr(f->redacted));
 	if (show_secrets)
-		json_object_set_new(o, "secret", json_stringn(f->secret, strlen(f->secret)));
+		json_object_set_new(o, "secret", jstr(f->secret));
 	json_object_set_new(o, "length", json_integer((json_int_t)f->secret_len));
 	json_object_set_new(o, "why", jstr(f->why));
 	json_object_set_new(o, "context", jstr(show_secrets ? f->context_raw : f->context));
-	json_object_set_new(o, "fingerprint", json_string(f->fingerprint));
+	json_object_set_new(o, "fingerprint", jstr(f->fingerprint));
 	json_object_set_new(o, "pubkey_sha256", jstr(f->pubkey_sha256));
 	if (f->cert_subject) {
 		json_t *c = json_object();
@@ -179,10 +200,10 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	if (asprintf(&msg, "%s: %s (%s)%s%s", f->title, show ? f->secret : f->redacted,
 	             scan_confidence_name(f->confidence), f->why[0] ? "; " : "", f->why) < 0)
 		msg = NULL;
-	json_object_set_new(res, "ruleId", json_string(f->rule_id));
+	json_object_set_new(res, "ruleId", jstr(f->rule_id));
 	json_object_set_new(res, "ruleIndex", json_integer((json_int_t)rule_index));
 	json_object_set_new(res, "level", json_string(sarif_level(f->severity)));
-	json_object_set_new(res, "message", json_pack("{s:s}", "text", msg ? msg : f->title));
+	json_object_set_new(res, "message", json_pack("{s:o}", "text", jstr(msg ? msg : f->title)));
 	region = json_object();
 	json_object_set_new(region, "startLine", json_integer(config ? 1 : (json_int_t)f->line));
 	json_object_set_new(region, "startColumn",
@@ -194,7 +215,7 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	json_object_set_new(loc, "physicalLocation", phys);
 	if (config || (f->path && strstr(f->path, "!/")))
 		json_object_set_new(loc, "logicalLocations",
-		                    json_pack("[{s:s}]", "fullyQualifiedName", f->path));
+		                    json_pack("[{s:o}]", "fullyQualifiedName", jstr(f->path)));
 	json_object_set_new(res, "locations", json_pack("[o]", loc));
 	json_object_set_new(res, "partialFingerprints",
 	                    json_pack("{s:s}", "strataFingerprint/v1", f->fingerprint));

@@ -100,6 +100,10 @@ bool scan_is_example_path(const char *path);
 /* NULL, or why the value is a known example or placeholder. */
 const char *scan_example_value(const char *s, size_t len);
 
+/* report.c: a JSON string from bytes that may not be UTF-8 (never fails on them) */
+typedef struct json_t json_t;
+json_t *scan_json_str(const char *s);
+
 /* rules.c */
 int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
                              struct scan_err *e);

@@ -100,6 +100,14 @@ static void test_redaction(void)
 	}
 	scan_results_free(r);
 
+	/* a file name that is not UTF-8 (latin-1 from an old tar): still a full record */
+	r = scan_text(rules, "srv/caf\xe9/deploy.sh", text);
+	out = report(r, 0, false, false);
+	CHECK(strstr(out, "\"path\":\"srv/caf?/deploy.sh\"") && strstr(out, "\"fingerprint\":"),
+	      "non-UTF-8 path: JSON keeps every key");
+	free(out);
+	scan_results_free(r);
+
 	/* same secret, same path, other layer and offset: same fingerprint */
 	snprintf(text, sizeof(text), "\n\n\n   x=%s\n", tok);
 	r = scan_text(rules, "app/deploy.sh", text);
