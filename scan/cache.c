@@ -7,7 +7,8 @@
  * matches, which scan_results_finish() needs to link keys found in other
  * layers. Its format is JSON Lines after a header line naming the engine.
  */
-#include "scan_int.h"
+#include "report.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -6,7 +6,7 @@
  * visibility "config"; a history entry that made a layer carries that layer's
  * index (empty_layer entries carry -1).
  */
-#include "scan_int.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -13,7 +13,10 @@
  * caller's callback. Archives found inside the buffer are opened by nested.c,
  * which comes back here for each member.
  */
-#include "scan_int.h"
+#include "engine.h"
+#include "nested.h"
+#include "rules.h"
+#include "vendor.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -11,7 +11,7 @@
  * For PEM keys and certificates the fingerprint is the sha256 of the DER
  * SubjectPublicKeyInfo, which is what links a key to its certificate.
  */
-#include "scan_int.h"
+#include "keys.h"
 
 #include <stdlib.h>
 #include <string.h>

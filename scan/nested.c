@@ -10,7 +10,7 @@
  * once past 1 MiB, so that small, very compressible files pass); each limit
  * hit is counted in the scanner's stats, never silent.
  */
-#include "scan_int.h"
+#include "nested.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -6,7 +6,8 @@
  * unless show_secrets; the order is that of the results (sorted by
  * scan_results_finish), so output is deterministic.
  */
-#include "scan_int.h"
+#include "report.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -6,7 +6,7 @@
  * same image print byte-identical reports. Also the ignore set of
  * fingerprints.
  */
-#include "scan_int.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>

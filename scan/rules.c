@@ -13,7 +13,7 @@
  * scanner thread share it: the compiled PCRE2 codes, the prefilter and the
  * hash are only read.
  */
-#include "scan_int.h"
+#include "rules.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,7 +8,8 @@
  * check: likely) or -1 (checked, invalid: reported as an example, quiet by
  * default, since a token with a wrong checksum was never issued).
  */
-#include "scan_int.h"
+#include "validate.h"
+#include "keys.h"
 
 #include <ctype.h>
 #include <jansson.h>

@@ -6,7 +6,7 @@
  * vendor content (dpkg md5sums, apk installed db).
  */
 #include "helpers.h"
-#include "scan_int.h"
+#include "util.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>

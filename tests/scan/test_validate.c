@@ -5,7 +5,7 @@
  * certificates, and the key-to-certificate link made at the end of a session.
  */
 #include "helpers.h"
-#include "scan_int.h"
+#include "validate.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>

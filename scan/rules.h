@@ -1,0 +1,64 @@
+/*
+ * rules.h: the compiled form of a rule set, shared by the engine (which
+ * reads it) and rules.c (which builds it).
+ */
+#ifndef STRATA_SCAN_RULES_H
+#define STRATA_SCAN_RULES_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "prefilter.h"
+#include "validate.h"
+
+struct scan_allow {
+	char *id;
+	char *description;
+	char *regex_src;
+	char *path_src;
+	pcre2_code *regex;
+	pcre2_code *path;
+};
+
+struct scan_rule {
+	char *id;
+	char *title;
+	char *category;
+	enum scan_severity severity;
+	char **keywords;
+	size_t nkeywords;
+	char *regex_src;
+	pcre2_code *regex;
+	char *group_name;
+	uint32_t group; /* 0: the whole match */
+	char *path_src;
+	pcre2_code *path;
+	struct scan_allow *allow;
+	size_t nallow;
+	double entropy;
+	char *validate_name;
+	enum scan_validator validate;
+	bool context_only;
+	char **ex_match;
+	size_t nex_match;
+	char **ex_nomatch;
+	size_t nex_nomatch;
+};
+
+struct scan_rules {
+	struct scan_rule **rules;
+	size_t n;
+	struct scan_allow *allow; /* global allow rules */
+	size_t nallow;
+	struct scan_prefilter *pf;
+	uint32_t *always; /* rules without keywords: run on the whole buffer */
+	size_t nalways;
+	uint32_t max_groups;
+	char hash[65];
+};
+
+/* Compiles (and JIT-compiles when possible) a rule or allow regex. */
+int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
+                             struct scan_err *e);
+
+#endif
