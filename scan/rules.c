@@ -98,6 +98,8 @@ void scan_rules_free(struct scan_rules *r)
 	free(r->allow);
 	scan_prefilter_free(r->pf);
 	free(r->always);
+	free_strv(r->disable, r->ndisable);
+	free_strv(r->disable_allow, r->ndisable_allow);
 	free(r);
 }
 
@@ -395,6 +397,13 @@ static int load_doc(struct scan_rules *rs, struct loader *l)
 		} else if (!strcmp(key, "allow-rules")) {
 			if ((rc = load_allow_list(l, v, &rs->allow, &rs->nallow, "global")))
 				return rc;
+		} else if (!strcmp(key, "disable-rules")) {
+			if ((rc = strv(l, v, &rs->disable, &rs->ndisable, "rule ids expected")))
+				return rc;
+		} else if (!strcmp(key, "disable-allow-rules")) {
+			if ((rc = strv(l, v, &rs->disable_allow, &rs->ndisable_allow,
+			               "allow rule ids expected")))
+				return rc;
 		}
 	}
 	return 0;
@@ -418,7 +427,8 @@ int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void 
 		free(rs);
 		return scan_err_set(e, -ENOMEM, "out of memory");
 	}
-	yaml_parser_set_input_string(&parser, yaml, len);
+	/* libyaml asserts on a NULL input, even empty */
+	yaml_parser_set_input_string(&parser, yaml ? yaml : (const void *)"", yaml ? len : 0);
 	if (!yaml_parser_load(&parser, &doc)) {
 		rc = scan_err_set(e, -EINVAL, "%s:%zu:%zu: YAML error: %s", l.name,
 		                  (size_t)parser.problem_mark.line + 1,
@@ -674,6 +684,28 @@ int scan_rules_merge(struct scan_rules *dst, const struct scan_rules *src, struc
 	struct scan_allow *allow;
 	int rc;
 
+	/* src's disable lists first: they name rules of dst */
+	for (size_t k = 0; k < src->ndisable; k++) {
+		size_t at;
+
+		if (find_rule(dst, src->disable[k], &at)) {
+			rule_free(dst->rules[at]);
+			memmove(&dst->rules[at], &dst->rules[at + 1],
+			        (dst->n - at - 1) * sizeof(*dst->rules));
+			dst->n--;
+		}
+	}
+	for (size_t k = 0; k < src->ndisable_allow; k++) {
+		for (size_t i = 0; i < dst->nallow; i++) {
+			if (dst->allow[i].id && !strcmp(dst->allow[i].id, src->disable_allow[k])) {
+				allow_clear(&dst->allow[i]);
+				memmove(&dst->allow[i], &dst->allow[i + 1],
+				        (dst->nallow - i - 1) * sizeof(*dst->allow));
+				dst->nallow--;
+				i--;
+			}
+		}
+	}
 	rules = realloc(dst->rules, (dst->n + src->n + 1) * sizeof(*rules));
 	if (!rules)
 		return scan_err_set(e, -ENOMEM, "out of memory");

@@ -55,6 +55,12 @@ struct scan_rules {
 	size_t nalways;
 	uint32_t max_groups;
 	char hash[65];
+	/* trivy's disable-rules / disable-allow-rules: ids that this set, when
+	 * merged into another, removes from it */
+	char **disable;
+	size_t ndisable;
+	char **disable_allow;
+	size_t ndisable_allow;
 };
 
 /* Compiles (and JIT-compiles when possible) a rule or allow regex. */
