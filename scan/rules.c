@@ -100,6 +100,7 @@ void scan_rules_free(struct scan_rules *r)
 	free(r->always);
 	free_strv(r->disable, r->ndisable);
 	free_strv(r->disable_allow, r->ndisable_allow);
+	free_strv(r->enable, r->nenable);
 	free(r);
 }
 
@@ -400,6 +401,9 @@ static int load_doc(struct scan_rules *rs, struct loader *l)
 		} else if (!strcmp(key, "disable-rules")) {
 			if ((rc = strv(l, v, &rs->disable, &rs->ndisable, "rule ids expected")))
 				return rc;
+		} else if (!strcmp(key, "enable-builtin-rules")) {
+			if ((rc = strv(l, v, &rs->enable, &rs->nenable, "rule ids expected")))
+				return rc;
 		} else if (!strcmp(key, "disable-allow-rules")) {
 			if ((rc = strv(l, v, &rs->disable_allow, &rs->ndisable_allow,
 			               "allow rule ids expected")))
@@ -684,7 +688,22 @@ int scan_rules_merge(struct scan_rules *dst, const struct scan_rules *src, struc
 	struct scan_allow *allow;
 	int rc;
 
-	/* src's disable lists first: they name rules of dst */
+	/* src's enable and disable lists first: they name rules of dst */
+	if (src->nenable) {
+		size_t kept = 0;
+
+		for (size_t i = 0; i < dst->n; i++) {
+			bool keep = false;
+
+			for (size_t k = 0; k < src->nenable && !keep; k++)
+				keep = !strcmp(dst->rules[i]->id, src->enable[k]);
+			if (keep)
+				dst->rules[kept++] = dst->rules[i];
+			else
+				rule_free(dst->rules[i]);
+		}
+		dst->n = kept;
+	}
 	for (size_t k = 0; k < src->ndisable; k++) {
 		size_t at;
 

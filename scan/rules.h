@@ -61,6 +61,8 @@ struct scan_rules {
 	size_t ndisable;
 	char **disable_allow;
 	size_t ndisable_allow;
+	char **enable; /* enable-builtin-rules: when merged, keep only these of dst */
+	size_t nenable;
 };
 
 /* Compiles (and JIT-compiles when possible) a rule or allow regex. */

@@ -140,7 +140,7 @@ void scan_rules_free(struct scan_rules *r);
  * Adds the rules of src to dst; a rule of src whose id is already in dst
  * replaces it, src's global allow rules are added, and the rules and allow
  * rules that src lists in trivy's disable-rules / disable-allow-rules are
- * removed from dst. To replace a set
+ * removed from dst (with enable-builtin-rules, only those listed stay). To replace a set
  * entirely, use the loaded set alone. Not thread-safe, and it rebuilds the
  * set: free every scanner made on dst before, and make new ones after.
  */

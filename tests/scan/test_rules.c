@@ -239,6 +239,12 @@ static void test_merge(struct scan_rules *mini)
 		CHECK(scan_results_count(res) == 1,
 		      "disable-allow-rules removes a global allow rule");
 		scan_results_free(res);
+		scan_rules_free(d);
+		d = NULL;
+		CHECK(load_str("enable-builtin-rules: [jwt, npm-token]\n", &d, NULL) == 0 &&
+		          scan_rules_merge(m, d, NULL) == 0 && scan_rules_count(m) == 2 &&
+		          scan_rules_find(m, "jwt", &info) == 0,
+		      "enable-builtin-rules keeps only those listed");
 		scan_rules_free(m);
 		scan_rules_free(d);
 	}
