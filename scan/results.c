@@ -168,6 +168,19 @@ int scan_results_finish(struct scan_results *r)
 	}
 	if (r->findings.n > 1)
 		qsort(r->findings.v, r->findings.n, sizeof(*r->findings.v), cmp_finding);
+	/* The same file scanned twice in a session (read through the mount, then
+	 * in the full pass) must not count twice: drop exact repeats. */
+	if (r->findings.n > 1) {
+		size_t kept = 1;
+
+		for (size_t i = 1; i < r->findings.n; i++) {
+			if (!cmp_finding(&r->findings.v[kept - 1], &r->findings.v[i]))
+				scan_finding_free(r->findings.v[i]);
+			else
+				r->findings.v[kept++] = r->findings.v[i];
+		}
+		r->findings.n = kept;
+	}
 	return rc;
 }
 

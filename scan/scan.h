@@ -305,7 +305,8 @@ const struct scan_stats *scan_results_stats(const struct scan_results *r);
  * Ends a session: links each private key to the certificates holding its
  * public key (the key finding gets cert_* fields and a note in why), then
  * sorts findings by layer, path, offset, rule, secret so that output is
- * deterministic. Call once all scanners are done.
+ * deterministic, dropping exact repeats (a file scanned twice). Call once
+ * all scanners are done; calling it again after more adds is fine.
  */
 int scan_results_finish(struct scan_results *r);
 /* Findings (context-only ones excluded), in the order of the last finish. */

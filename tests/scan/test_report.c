@@ -212,6 +212,13 @@ static void test_order(void)
 	a = run_threads(&tmpl, false);
 	b = run_threads(&tmpl, true);
 	CHECK(a && b && !strcmp(a, b) && strlen(a) > 100, "two threaded runs: identical output");
+	{
+		size_t lines = 0;
+
+		for (const char *p = a; (p = strchr(p, '\n')); p++)
+			lines++;
+		CHECK(lines == 12, "each file scanned twice, reported once (%zu lines)", lines);
+	}
 	CHECK(strstr(a, "\"layer\":0") < strstr(a, "\"layer\":1") &&
 	          strstr(a, "\"layer\":1") < strstr(a, "\"layer\":2"),
 	      "sorted by layer first");
