@@ -65,6 +65,15 @@ struct scan_rules {
 	size_t nenable;
 };
 
+/* Shared by rules.c and merge.c. */
+void scan_allow_clear(struct scan_allow *a);
+void scan_rule_free(struct scan_rule *r);
+/* Compiles a rule's regexes and resolves its group and validator. */
+int scan_rule_compile(struct scan_rule *r, const char *name, struct scan_err *e);
+struct scan_rule *scan_rules_lookup(const struct scan_rules *rs, const char *id, size_t *idx);
+/* Rebuilds the prefilter, the keyword-less list and the hash after a change. */
+int scan_rules_index(struct scan_rules *rs, struct scan_err *e);
+
 /* Compiles (and JIT-compiles when possible) a rule or allow regex. */
 int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
                              struct scan_err *e);
