@@ -7,7 +7,8 @@
  * matches, which scan_results_finish() needs to link keys found in other
  * layers. Its format is JSON Lines after a header line naming the engine.
  */
-#include "scan_int.h"
+#include "report.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,10 +17,7 @@
 
 #define CACHE_FORMAT 1
 
-static json_t *jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
+#define jstr scan_json_str
 
 static json_t *finding_to_json(const struct scan_finding *f)
 {

@@ -1,12 +1,12 @@
 /*
  * config: secrets in the image config JSON. Build arguments and ENV lines
- * leak into config.Env and into history[].created_by, where no file scanner
- * looks. Each string is scanned on its own, with a path that says where it
- * was ("config.Env[1]", "config.Labels.KEY", "history[7].created_by") and
+ * leak into config.Env (and docker's container_config) and into
+ * history[].created_by, where no file scanner looks. Each string is scanned on its own, with a path
+ * that says where it was ("config.Env[1]", "config.Labels.KEY", "history[7].created_by") and
  * visibility "config"; a history entry that made a layer carries that layer's
  * index (empty_layer entries carry -1).
  */
-#include "scan_int.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -51,13 +51,48 @@ static int strings(struct cfgscan *c, json_t *arr, const char *name)
 	return 0;
 }
 
+/* Env, Cmd, Entrypoint and Labels of one config section. */
+static int scan_section(struct cfgscan *c, json_t *cfg, const char *sect)
+{
+	static const char *const lists[] = {"Env", "Cmd", "Entrypoint"};
+	json_t *labels, *v;
+	const char *key;
+	char name[64];
+	int rc = 0;
+
+	for (int i = 0; i < 3 && !rc; i++) {
+		snprintf(name, sizeof(name), "%s.%s", sect, lists[i]);
+		rc = strings(c, json_object_get(cfg, lists[i]), name);
+	}
+	labels = json_object_get(cfg, "Labels");
+	if (rc || !json_is_object(labels))
+		return rc;
+	json_object_foreach(labels, key, v)
+	{
+		char loc[300], *text = NULL;
+		int n;
+
+		if (!json_is_string(v))
+			continue;
+		snprintf(loc, sizeof(loc), "%s.Labels.%.200s", sect, key);
+		/* key=value, so that assignment-style rules see the name */
+		n = asprintf(&text, "%s=%s", key, json_string_value(v));
+		if (n < 0)
+			return -ENOMEM;
+		rc = one(c, loc, text, (size_t)n, -1);
+		free(text);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int scan_config(struct scan_scanner *s, const struct scan_target *where, const void *json,
                 size_t len, scan_finding_cb cb, void *opaque, struct scan_err *e)
 {
 	struct cfgscan c = {.s = s, .cb = cb, .opaque = opaque};
-	json_t *root, *cfg, *hist, *labels, *v;
+	json_t *root, *cfg, *hist, *v;
 	json_error_t jerr;
-	const char *key;
 	size_t i;
 	int layer = 0, rc = 0;
 
@@ -71,34 +106,13 @@ int scan_config(struct scan_scanner *s, const struct scan_target *where, const v
 	if (where)
 		c.t = *where;
 	c.t.visibility = "config";
-	cfg = json_object_get(root, "config");
-	if (json_is_object(cfg)) {
-		if (!rc)
-			rc = strings(&c, json_object_get(cfg, "Env"), "config.Env");
-		if (!rc)
-			rc = strings(&c, json_object_get(cfg, "Cmd"), "config.Cmd");
-		if (!rc)
-			rc = strings(&c, json_object_get(cfg, "Entrypoint"), "config.Entrypoint");
-		labels = json_object_get(cfg, "Labels");
-		if (json_is_object(labels)) {
-			json_object_foreach(labels, key, v)
-			{
-				char loc[300], *text = NULL;
-				int n;
+	/* docker's legacy container_config (the build container's) leaks the same */
+	for (int k = 0; k < 2 && !rc; k++) {
+		const char *sect = k ? "container_config" : "config";
 
-				if (rc || !json_is_string(v))
-					continue;
-				snprintf(loc, sizeof(loc), "config.Labels.%.200s", key);
-				/* key=value, so that assignment-style rules see the name */
-				n = asprintf(&text, "%s=%s", key, json_string_value(v));
-				if (n < 0) {
-					rc = -ENOMEM;
-					break;
-				}
-				rc = one(&c, loc, text, (size_t)n, -1);
-				free(text);
-			}
-		}
+		cfg = json_object_get(root, sect);
+		if (json_is_object(cfg))
+			rc = scan_section(&c, cfg, sect);
 	}
 	hist = json_object_get(root, "history");
 	if (!rc && json_is_array(hist)) {

@@ -13,7 +13,10 @@
  * caller's callback. Archives found inside the buffer are opened by nested.c,
  * which comes back here for each member.
  */
-#include "scan_int.h"
+#include "engine.h"
+#include "nested.h"
+#include "rules.h"
+#include "vendor.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -657,8 +660,12 @@ static int scan_raw(struct scan_ctx *c, const char *path, const uint8_t *d, size
 		rc = -ENOMEM;
 		goto out;
 	}
+	size_t nactive = 0;
+
 	for (size_t i = 0; i < rs->n; i++)
-		b.active[i] = rule_applies(c->s, rs->rules[i], path);
+		nactive += b.active[i] = rule_applies(c->s, rs->rules[i], path);
+	if (!nactive)
+		goto out; /* exempt by path: no pass over the bytes at all */
 	scan_prefilter_run(rs->pf, d, len, on_hit, &b);
 	for (size_t i = 0; i < rs->nalways; i++)
 		if (b.active[rs->always[i]])

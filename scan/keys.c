@@ -11,7 +11,7 @@
  * For PEM keys and certificates the fingerprint is the sha256 of the DER
  * SubjectPublicKeyInfo, which is what links a key to its certificate.
  */
-#include "scan_int.h"
+#include "keys.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -256,7 +256,7 @@ static bool ssh_pubblob(const uint8_t *blob, size_t bl, struct scan_validation *
 		pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a, al);
 	} else if (tl > 19 && !memcmp(t, "ecdsa-sha2-nistp", 16)) {
 		bits = atoi(type + 16);
-	} else if (!memcmp(t, "sk-", 3)) {
+	} else if (tl > 3 && !memcmp(t, "sk-", 3)) {
 		bits = 256;
 	} else {
 		return false;

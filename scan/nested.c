@@ -10,7 +10,7 @@
  * once past 1 MiB, so that small, very compressible files pass); each limit
  * hit is counted in the scanner's stats, never silent.
  */
-#include "scan_int.h"
+#include "nested.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -68,7 +68,8 @@ static int scan_members(struct scan_ctx *c, struct archive *a, const char *path,
 	const struct scan_limits *l = scan_ctx_limits(c);
 	struct scan_stats *st = scan_ctx_stats(c);
 	struct archive_entry *ent;
-	unsigned members = 0;
+	unsigned members = 0, entries = 0;
+	uint64_t here = 0; /* bytes expanded from this archive, for its ratio */
 	uint8_t *buf = NULL;
 	size_t cap = 0;
 	int rc = 0, r;
@@ -80,12 +81,14 @@ static int scan_members(struct scan_ctx *c, struct archive *a, const char *path,
 		size_t got = 0;
 		bool too_big = false;
 
-		if (archive_entry_filetype(ent) != AE_IFREG)
-			continue;
-		if (++members > l->max_members) {
+		/* every entry counts: a million directories is a bomb too */
+		if (++entries > l->max_members) {
 			st->limit_members++;
 			break;
 		}
+		if (archive_entry_filetype(ent) != AE_IFREG)
+			continue;
+		members++;
 		if (archive_format(a) == ARCHIVE_FORMAT_RAW || !name || !*name) {
 			raw_name(path, rawbuf, sizeof(rawbuf));
 			name = rawbuf;
@@ -126,6 +129,7 @@ static int scan_members(struct scan_ctx *c, struct archive *a, const char *path,
 			if (n == 0)
 				break;
 			got += (size_t)n;
+			here += (uint64_t)n;
 			if (l->max_expanded && scan_ctx_expand(c, (uint64_t)n) > l->max_expanded) {
 				st->limit_expanded++;
 				goto out;
@@ -136,9 +140,8 @@ static int scan_members(struct scan_ctx *c, struct archive *a, const char *path,
 			st->skipped_too_large++;
 			continue;
 		}
-		/* Ratio: expanded bytes against this archive's own size. */
-		if (scan_ctx_expand(c, 0) > (1u << 20) && l->max_ratio && inlen &&
-		    scan_ctx_expand(c, 0) / inlen > l->max_ratio) {
+		/* Ratio: bytes expanded from this archive against its own size. */
+		if (here > (1u << 20) && l->max_ratio && inlen && here / inlen > l->max_ratio) {
 			st->limit_expanded++;
 			goto out;
 		}

@@ -9,9 +9,10 @@
  * Keyword sets are small (a few hundred short literals), so the table stays
  * small while the inner loop is one load per input byte.
  */
-#include "scan_int.h"
+#include "prefilter.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

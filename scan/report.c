@@ -6,17 +6,39 @@
  * unless show_secrets; the order is that of the results (sorted by
  * scan_results_finish), so output is deterministic.
  */
-#include "scan_int.h"
+#include "report.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *jstr(const char *s)
+/*
+ * A JSON string from bytes that came from the image (paths, secrets) and may
+ * not be UTF-8: jansson refuses those, so bytes outside ASCII are then
+ * replaced by '?', and the output stays complete and valid.
+ */
+json_t *scan_json_str(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	json_t *j;
+	char *c;
+
+	if (!s)
+		return json_null();
+	if ((j = json_string(s)))
+		return j;
+	if (!(c = strdup(s)))
+		return NULL;
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
 }
+
+#define jstr scan_json_str
 
 char *scan_finding_json(const struct scan_finding *f, bool show_secrets)
 {
@@ -25,9 +47,9 @@ char *scan_finding_json(const struct scan_finding *f, bool show_secrets)
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "rule", json_string(f->rule_id));
-	json_object_set_new(o, "title", json_string(f->title));
-	json_object_set_new(o, "category", json_string(f->category));
+	json_object_set_new(o, "rule", jstr(f->rule_id));
+	json_object_set_new(o, "title", jstr(f->title));
+	json_object_set_new(o, "category", jstr(f->category));
 	json_object_set_new(o, "severity", json_string(scan_severity_name(f->severity)));
 	json_object_set_new(o, "confidence", json_string(scan_confidence_name(f->confidence)));
 	json_object_set_new(o, "visibility", jstr(f->visibility));
@@ -39,13 +61,13 @@ char *scan_finding_json(const struct scan_finding *f, bool show_secrets)
 	json_object_set_new(o, "line", json_integer((json_int_t)f->line));
 	json_object_set_new(o, "column", json_integer((json_int_t)f->column));
 	json_object_set_new(o, "offset", json_integer((json_int_t)f->offset));
-	json_object_set_new(o, "match", json_string(f->redacted));
+	json_object_set_new(o, "match", jstr(f->redacted));
 	if (show_secrets)
-		json_object_set_new(o, "secret", json_stringn(f->secret, strlen(f->secret)));
+		json_object_set_new(o, "secret", jstr(f->secret));
 	json_object_set_new(o, "length", json_integer((json_int_t)f->secret_len));
 	json_object_set_new(o, "why", jstr(f->why));
 	json_object_set_new(o, "context", jstr(show_secrets ? f->context_raw : f->context));
-	json_object_set_new(o, "fingerprint", json_string(f->fingerprint));
+	json_object_set_new(o, "fingerprint", jstr(f->fingerprint));
 	json_object_set_new(o, "pubkey_sha256", jstr(f->pubkey_sha256));
 	if (f->cert_subject) {
 		json_t *c = json_object();
@@ -179,10 +201,10 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	if (asprintf(&msg, "%s: %s (%s)%s%s", f->title, show ? f->secret : f->redacted,
 	             scan_confidence_name(f->confidence), f->why[0] ? "; " : "", f->why) < 0)
 		msg = NULL;
-	json_object_set_new(res, "ruleId", json_string(f->rule_id));
+	json_object_set_new(res, "ruleId", jstr(f->rule_id));
 	json_object_set_new(res, "ruleIndex", json_integer((json_int_t)rule_index));
 	json_object_set_new(res, "level", json_string(sarif_level(f->severity)));
-	json_object_set_new(res, "message", json_pack("{s:s}", "text", msg ? msg : f->title));
+	json_object_set_new(res, "message", json_pack("{s:o}", "text", jstr(msg ? msg : f->title)));
 	region = json_object();
 	json_object_set_new(region, "startLine", json_integer(config ? 1 : (json_int_t)f->line));
 	json_object_set_new(region, "startColumn",
@@ -194,7 +216,7 @@ static json_t *sarif_result(const struct scan_finding *f, size_t rule_index, boo
 	json_object_set_new(loc, "physicalLocation", phys);
 	if (config || (f->path && strstr(f->path, "!/")))
 		json_object_set_new(loc, "logicalLocations",
-		                    json_pack("[{s:s}]", "fullyQualifiedName", f->path));
+		                    json_pack("[{s:o}]", "fullyQualifiedName", jstr(f->path)));
 	json_object_set_new(res, "locations", json_pack("[o]", loc));
 	json_object_set_new(res, "partialFingerprints",
 	                    json_pack("{s:s}", "strataFingerprint/v1", f->fingerprint));
@@ -300,5 +322,101 @@ int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_
 	fprintf(out, "%zu finding%s: %zu confirmed, %zu likely, %zu example\n", n,
 	        n == 1 ? "" : "s", by_conf[SCAN_CONF_CONFIRMED], by_conf[SCAN_CONF_LIKELY],
 	        by_conf[SCAN_CONF_EXAMPLE]);
+	return io_err(out, e);
+}
+
+/* ---- summary -------------------------------------------------------------- */
+
+struct count {
+	const char *key;
+	size_t n;
+};
+
+static void bump(struct count *c, size_t *nc, const char *key)
+{
+	for (size_t i = 0; i < *nc; i++) {
+		if (!strcmp(c[i].key, key)) {
+			c[i].n++;
+			return;
+		}
+	}
+	c[(*nc)++] = (struct count){key, 1};
+}
+
+static int cmp_count(const void *a, const void *b)
+{
+	const struct count *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+int scan_report_summary(FILE *out, const struct scan_results *r, struct scan_err *e)
+{
+	size_t n = scan_results_count(r), nrules = 0, nvis = 0, by_conf[3] = {0};
+	struct count *rules = calloc(n + 1, sizeof(*rules)), *vis = calloc(n + 1, sizeof(*vis));
+	const struct scan_stats *st = scan_results_stats(r);
+
+	if (!rules || !vis) {
+		free(rules);
+		free(vis);
+		return scan_err_set(e, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct scan_finding *f = scan_results_get(r, i);
+
+		by_conf[f->confidence]++;
+		bump(rules, &nrules, f->rule_id);
+		bump(vis, &nvis, f->visibility ? f->visibility : "-");
+	}
+	qsort(rules, nrules, sizeof(*rules), cmp_count);
+	qsort(vis, nvis, sizeof(*vis), cmp_count);
+	fprintf(out, "findings: %zu (confirmed %zu, likely %zu, example %zu)\n", n,
+	        by_conf[SCAN_CONF_CONFIRMED], by_conf[SCAN_CONF_LIKELY],
+	        by_conf[SCAN_CONF_EXAMPLE]);
+	fprintf(out, "\nby visibility:\n");
+	for (size_t i = 0; i < nvis; i++)
+		fprintf(out, "  %-10s %zu\n", vis[i].key, vis[i].n);
+	fprintf(out, "\nby rule:\n");
+	for (size_t i = 0; i < nrules; i++)
+		fprintf(out, "  %-40s %zu\n", rules[i].key, rules[i].n);
+	fprintf(out,
+	        "\nscanned: %llu files, %llu bytes; skipped over the size limit: %llu\n"
+	        "archives: %llu opened, %llu members; limits hit: depth %llu, members %llu, "
+	        "expansion %llu; damaged %llu\n"
+	        "regex limits hit: %llu; findings over the per-file bound: %llu\n",
+	        (unsigned long long)st->files, (unsigned long long)st->bytes,
+	        (unsigned long long)st->skipped_too_large, (unsigned long long)st->archives,
+	        (unsigned long long)st->members, (unsigned long long)st->limit_depth,
+	        (unsigned long long)st->limit_members, (unsigned long long)st->limit_expanded,
+	        (unsigned long long)st->archive_errors, (unsigned long long)st->regex_limits,
+	        (unsigned long long)st->findings_dropped);
+	free(rules);
+	free(vis);
+	return io_err(out, e);
+}
+
+int scan_report_finding(FILE *out, const struct scan_finding *f, bool show_secrets,
+                        struct scan_err *e)
+{
+	fprintf(out, "rule:        %s (%s)\n", f->rule_id, f->title);
+	fprintf(out, "severity:    %s\n", scan_severity_name(f->severity));
+	fprintf(out, "confidence:  %s\n", scan_confidence_name(f->confidence));
+	fprintf(out, "visibility:  %s\n", f->visibility ? f->visibility : "-");
+	if (f->layer >= 0)
+		fprintf(out, "layer:       %d%s%s\n", f->layer, f->layer_digest ? " " : "",
+		        f->layer_digest ? f->layer_digest : "");
+	if (f->created_by)
+		fprintf(out, "created_by:  %s\n", f->created_by);
+	fprintf(out, "path:        %s\n", f->path);
+	if (f->view_path)
+		fprintf(out, "view:        %s\n", f->view_path);
+	fprintf(out, "line:        %llu, column %llu, offset %llu\n", (unsigned long long)f->line,
+	        (unsigned long long)f->column, (unsigned long long)f->offset);
+	fprintf(out, "match:       %s\n", show_secrets ? f->secret : f->redacted);
+	fprintf(out, "why:         %s\n", f->why[0] ? f->why : "matched the rule");
+	fprintf(out, "fingerprint: %s\n", f->fingerprint);
+	fprintf(out, "\n%s\n", show_secrets ? f->context_raw : f->context);
 	return io_err(out, e);
 }

@@ -6,7 +6,7 @@
  * same image print byte-identical reports. Also the ignore set of
  * fingerprints.
  */
-#include "scan_int.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -101,7 +101,8 @@ static int cmpstr(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "");
 }
 
-/* Layer (config findings, layer -1, first), path, offset, rule, secret. */
+/* Layer (-1, config findings without a layer, first), path, offset, rule,
+ * then secret and visibility so that no two distinct findings tie. */
 static int cmp_finding(const void *pa, const void *pb)
 {
 	const struct scan_finding *a = *(struct scan_finding *const *)pa;
@@ -110,15 +111,15 @@ static int cmp_finding(const void *pa, const void *pb)
 
 	if (a->layer != b->layer)
 		return a->layer < b->layer ? -1 : 1;
-	if ((c = cmpstr(a->visibility, b->visibility)))
-		return c;
 	if ((c = cmpstr(a->path, b->path)))
 		return c;
 	if (a->offset != b->offset)
 		return a->offset < b->offset ? -1 : 1;
 	if ((c = cmpstr(a->rule_id, b->rule_id)))
 		return c;
-	return cmpstr(a->secret, b->secret);
+	if ((c = cmpstr(a->secret, b->secret)))
+		return c;
+	return cmpstr(a->visibility, b->visibility);
 }
 
 static int replace(const char **slot, const char *val)
@@ -167,6 +168,19 @@ int scan_results_finish(struct scan_results *r)
 	}
 	if (r->findings.n > 1)
 		qsort(r->findings.v, r->findings.n, sizeof(*r->findings.v), cmp_finding);
+	/* The same file scanned twice in a session (read through the mount, then
+	 * in the full pass) must not count twice: drop exact repeats. */
+	if (r->findings.n > 1) {
+		size_t kept = 1;
+
+		for (size_t i = 1; i < r->findings.n; i++) {
+			if (!cmp_finding(&r->findings.v[kept - 1], &r->findings.v[i]))
+				scan_finding_free(r->findings.v[i]);
+			else
+				r->findings.v[kept++] = r->findings.v[i];
+		}
+		r->findings.n = kept;
+	}
 	return rc;
 }
 

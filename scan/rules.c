@@ -13,7 +13,7 @@
  * scanner thread share it: the compiled PCRE2 codes, the prefilter and the
  * hash are only read.
  */
-#include "scan_int.h"
+#include "rules.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +54,7 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
-static void allow_clear(struct scan_allow *a)
+void scan_allow_clear(struct scan_allow *a)
 {
 	free(a->id);
 	free(a->description);
@@ -64,7 +64,7 @@ static void allow_clear(struct scan_allow *a)
 	pcre2_code_free(a->path);
 }
 
-static void rule_free(struct scan_rule *r)
+void scan_rule_free(struct scan_rule *r)
 {
 	if (!r)
 		return;
@@ -78,7 +78,7 @@ static void rule_free(struct scan_rule *r)
 	free(r->path_src);
 	pcre2_code_free(r->path);
 	for (size_t i = 0; i < r->nallow; i++)
-		allow_clear(&r->allow[i]);
+		scan_allow_clear(&r->allow[i]);
 	free(r->allow);
 	free(r->validate_name);
 	free_strv(r->ex_match, r->nex_match);
@@ -91,13 +91,16 @@ void scan_rules_free(struct scan_rules *r)
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->n; i++)
-		rule_free(r->rules[i]);
+		scan_rule_free(r->rules[i]);
 	free(r->rules);
 	for (size_t i = 0; i < r->nallow; i++)
-		allow_clear(&r->allow[i]);
+		scan_allow_clear(&r->allow[i]);
 	free(r->allow);
 	scan_prefilter_free(r->pf);
 	free(r->always);
+	free_strv(r->disable, r->ndisable);
+	free_strv(r->disable_allow, r->ndisable_allow);
+	free_strv(r->enable, r->nenable);
 	free(r);
 }
 
@@ -228,7 +231,7 @@ static int load_allow_list(struct loader *l, yaml_node_t *n, struct scan_allow *
 	return 0;
 }
 
-static int rule_compile(struct scan_rule *r, const char *name, struct scan_err *e)
+int scan_rule_compile(struct scan_rule *r, const char *name, struct scan_err *e)
 {
 	char what[300];
 	int rc;
@@ -332,12 +335,10 @@ static int load_rule(struct loader *l, yaml_node_t *n, struct scan_rule **out)
 		return -ENOMEM;
 	if (allow && (rc = load_allow_list(l, allow, &r->allow, &r->nallow, r->id)))
 		return rc;
-	return rule_compile(r, l->name, l->e);
+	return scan_rule_compile(r, l->name, l->e);
 }
 
-static int rules_index(struct scan_rules *rs, struct scan_err *e);
-
-static struct scan_rule *find_rule(const struct scan_rules *rs, const char *id, size_t *idx)
+struct scan_rule *scan_rules_lookup(const struct scan_rules *rs, const char *id, size_t *idx)
 {
 	for (size_t i = 0; i < rs->n; i++) {
 		if (!strcmp(rs->rules[i]->id, id)) {
@@ -383,17 +384,27 @@ static int load_doc(struct scan_rules *rs, struct loader *l)
 				struct scan_rule *r = NULL;
 
 				rc = load_rule(l, c, &r);
-				if (!rc && find_rule(rs, r->id, NULL))
+				if (!rc && scan_rules_lookup(rs, r->id, NULL))
 					rc = scan_err_set(l->e, -EINVAL, "%s: duplicate rule id %s",
 					                  l->name, r->id);
 				if (rc) {
-					rule_free(r);
+					scan_rule_free(r);
 					return rc;
 				}
 				rs->rules[rs->n++] = r;
 			}
 		} else if (!strcmp(key, "allow-rules")) {
 			if ((rc = load_allow_list(l, v, &rs->allow, &rs->nallow, "global")))
+				return rc;
+		} else if (!strcmp(key, "disable-rules")) {
+			if ((rc = strv(l, v, &rs->disable, &rs->ndisable, "rule ids expected")))
+				return rc;
+		} else if (!strcmp(key, "enable-builtin-rules")) {
+			if ((rc = strv(l, v, &rs->enable, &rs->nenable, "rule ids expected")))
+				return rc;
+		} else if (!strcmp(key, "disable-allow-rules")) {
+			if ((rc = strv(l, v, &rs->disable_allow, &rs->ndisable_allow,
+			               "allow rule ids expected")))
 				return rc;
 		}
 	}
@@ -418,7 +429,8 @@ int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void 
 		free(rs);
 		return scan_err_set(e, -ENOMEM, "out of memory");
 	}
-	yaml_parser_set_input_string(&parser, yaml, len);
+	/* libyaml asserts on a NULL input, even empty */
+	yaml_parser_set_input_string(&parser, yaml ? yaml : (const void *)"", yaml ? len : 0);
 	if (!yaml_parser_load(&parser, &doc)) {
 		rc = scan_err_set(e, -EINVAL, "%s:%zu:%zu: YAML error: %s", l.name,
 		                  (size_t)parser.problem_mark.line + 1,
@@ -432,7 +444,7 @@ int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void 
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
 	if (!rc)
-		rc = rules_index(rs, e);
+		rc = scan_rules_index(rs, e);
 	if (rc) {
 		if (rc == -ENOMEM)
 			scan_err_set(e, rc, "out of memory");
@@ -507,7 +519,7 @@ static void hash_allow(struct scan_buf *b, const struct scan_allow *a, size_t n)
 	}
 }
 
-static int rules_index(struct scan_rules *rs, struct scan_err *e)
+int scan_rules_index(struct scan_rules *rs, struct scan_err *e)
 {
 	struct scan_rule **sorted;
 	struct scan_buf b = {0};
@@ -581,133 +593,6 @@ static int rules_index(struct scan_rules *rs, struct scan_err *e)
 	return 0;
 }
 
-/* ---- merge --------------------------------------------------------------- */
-
-static char *xdup(const char *s, bool *oom)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
-
-static char **strv_dup(char *const *v, size_t n, bool *oom)
-{
-	char **d = calloc(n + 1, sizeof(char *));
-
-	if (!d) {
-		*oom = true;
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++)
-		d[i] = xdup(v[i], oom);
-	return d;
-}
-
-static int allow_dup(struct scan_allow *d, const struct scan_allow *s, struct scan_err *e)
-{
-	bool oom = false;
-	int rc;
-
-	d->id = xdup(s->id, &oom);
-	d->description = xdup(s->description, &oom);
-	d->regex_src = xdup(s->regex_src, &oom);
-	d->path_src = xdup(s->path_src, &oom);
-	if (oom)
-		return -ENOMEM;
-	if (d->regex_src && (rc = scan_rules_compile_regex(d->regex_src, &d->regex, "allow", e)))
-		return rc;
-	if (d->path_src && (rc = scan_rules_compile_regex(d->path_src, &d->path, "allow", e)))
-		return rc;
-	return 0;
-}
-
-/* A deep copy, recompiled: PCRE2 codes are not shared between two sets so
- * that each set can be freed on its own. */
-static int rule_dup(struct scan_rule **out, const struct scan_rule *s, struct scan_err *e)
-{
-	struct scan_rule *d = calloc(1, sizeof(*d));
-	bool oom = false;
-	int rc;
-
-	*out = d;
-	if (!d)
-		return -ENOMEM;
-	d->id = xdup(s->id, &oom);
-	d->title = xdup(s->title, &oom);
-	d->category = xdup(s->category, &oom);
-	d->severity = s->severity;
-	d->keywords = strv_dup(s->keywords, s->nkeywords, &oom);
-	d->nkeywords = s->nkeywords;
-	d->regex_src = xdup(s->regex_src, &oom);
-	d->group_name = xdup(s->group_name, &oom);
-	d->path_src = xdup(s->path_src, &oom);
-	d->entropy = s->entropy;
-	d->validate_name = xdup(s->validate_name, &oom);
-	d->context_only = s->context_only;
-	d->ex_match = strv_dup(s->ex_match, s->nex_match, &oom);
-	d->nex_match = s->nex_match;
-	d->ex_nomatch = strv_dup(s->ex_nomatch, s->nex_nomatch, &oom);
-	d->nex_nomatch = s->nex_nomatch;
-	if (oom)
-		return -ENOMEM;
-	if (s->nallow) {
-		d->allow = calloc(s->nallow, sizeof(*d->allow));
-		if (!d->allow)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->nallow; i++) {
-			d->nallow++;
-			if ((rc = allow_dup(&d->allow[i], &s->allow[i], e)))
-				return rc;
-		}
-	}
-	return rule_compile(d, "merge", e);
-}
-
-int scan_rules_merge(struct scan_rules *dst, const struct scan_rules *src, struct scan_err *e)
-{
-	struct scan_rule **rules;
-	struct scan_allow *allow;
-	int rc;
-
-	rules = realloc(dst->rules, (dst->n + src->n + 1) * sizeof(*rules));
-	if (!rules)
-		return scan_err_set(e, -ENOMEM, "out of memory");
-	dst->rules = rules;
-	for (size_t i = 0; i < src->n; i++) {
-		struct scan_rule *r = NULL;
-		size_t at;
-
-		if ((rc = rule_dup(&r, src->rules[i], e))) {
-			rule_free(r);
-			return rc == -ENOMEM ? scan_err_set(e, rc, "out of memory") : rc;
-		}
-		if (find_rule(dst, r->id, &at)) {
-			rule_free(dst->rules[at]);
-			dst->rules[at] = r;
-		} else {
-			dst->rules[dst->n++] = r;
-		}
-	}
-	if (src->nallow) {
-		allow = realloc(dst->allow, (dst->nallow + src->nallow) * sizeof(*allow));
-		if (!allow)
-			return scan_err_set(e, -ENOMEM, "out of memory");
-		dst->allow = allow;
-		for (size_t i = 0; i < src->nallow; i++) {
-			memset(&dst->allow[dst->nallow], 0, sizeof(*allow));
-			dst->nallow++;
-			if ((rc = allow_dup(&dst->allow[dst->nallow - 1], &src->allow[i], e)))
-				return rc;
-		}
-	}
-	return rules_index(dst, e);
-}
-
 /* ---- lookup -------------------------------------------------------------- */
 
 size_t scan_rules_count(const struct scan_rules *r)
@@ -732,7 +617,7 @@ static void fill_info(const struct scan_rule *r, struct scan_rule_info *out)
 
 int scan_rules_find(const struct scan_rules *r, const char *id, struct scan_rule_info *out)
 {
-	const struct scan_rule *x = id ? find_rule(r, id, NULL) : NULL;
+	const struct scan_rule *x = id ? scan_rules_lookup(r, id, NULL) : NULL;
 
 	if (!x)
 		return -ENOENT;

@@ -26,6 +26,20 @@
  *
  * A finding holds the secret in clear in memory (for validation, for
  * fingerprints and for --show-secrets); reports redact it unless asked.
+ *
+ * Typical use (error handling left out):
+ *
+ *	struct scan_rules *rules;      scan_rules_new_builtin(&rules, &err);
+ *	struct scan_results *res;      scan_results_new(&res);
+ *	per thread:
+ *		struct scan_scanner *s; scan_scanner_new(&s, rules, &opt, &err);
+ *		for each file: scan_buffer(s, &target, bytes, len, scan_results_add, res);
+ *		scan_scanner_stats(s, &st); scan_results_add_stats(res, &st);
+ *		scan_scanner_free(s);
+ *	scan_config(s, &target, config_json, len, scan_results_add, res, &err);
+ *	scan_results_finish(res);                     links keys to certificates, sorts
+ *	scan_results_filter(res, SCAN_CONF_LIKELY, ignore);
+ *	scan_report_sarif(stdout, res, &report_opt, &err);
  */
 #ifndef STRATA_SCAN_H
 #define STRATA_SCAN_H
@@ -65,9 +79,9 @@ struct scan_err {
 struct scan_limits {
 	uint64_t max_file_size; /* larger buffers and members are skipped, counted */
 	unsigned max_depth;     /* nesting of archives inside a scanned buffer */
-	unsigned max_members;   /* members read from one archive */
+	unsigned max_members;   /* entries read from one archive */
 	uint64_t max_expanded;  /* bytes expanded from the archives of one top buffer */
-	unsigned max_ratio;     /* expanded / compressed, checked past 1 MiB expanded */
+	unsigned max_ratio;     /* an archive's expanded / stored size, past 1 MiB expanded */
 	unsigned window_before; /* bytes before a keyword hit a regex may start at */
 	unsigned window_after;  /* bytes after a keyword hit a regex may reach */
 	uint32_t match_limit;   /* PCRE2 match limit (backtracking steps) */
@@ -124,9 +138,11 @@ int scan_rules_new_buffer(struct scan_rules **out, const char *name, const void 
 void scan_rules_free(struct scan_rules *r);
 /*
  * Adds the rules of src to dst; a rule of src whose id is already in dst
- * replaces it, and src's global allow rules are added. To replace a set
- * entirely, use the loaded set alone. Not thread-safe: no scanner may use
- * dst while this runs, and scanners made before keep the old prefilter.
+ * replaces it, src's global allow rules are added, and the rules and allow
+ * rules that src lists in trivy's disable-rules / disable-allow-rules are
+ * removed from dst (with enable-builtin-rules, only those listed stay). To replace a set
+ * entirely, use the loaded set alone. Not thread-safe, and it rebuilds the
+ * set: free every scanner made on dst before, and make new ones after.
  */
 int scan_rules_merge(struct scan_rules *dst, const struct scan_rules *src, struct scan_err *e);
 size_t scan_rules_count(const struct scan_rules *r);
@@ -241,7 +257,8 @@ int scan_buffer(struct scan_scanner *s, const struct scan_target *where, const v
                 size_t len, scan_finding_cb cb, void *opaque);
 
 /*
- * Scans an image config JSON: config.Env, Cmd, Entrypoint, Labels, and each
+ * Scans an image config JSON: config.Env, Cmd, Entrypoint, Labels (the same
+ * in docker's container_config, as "container_config.Env[1]"), and each
  * history[i].created_by; findings have visibility "config", a path such as
  * "config.Env[1]" or "history[7].created_by", and for history entries the
  * index of the layer they made (-1 for empty layers). where may be NULL.
@@ -288,7 +305,8 @@ const struct scan_stats *scan_results_stats(const struct scan_results *r);
  * Ends a session: links each private key to the certificates holding its
  * public key (the key finding gets cert_* fields and a note in why), then
  * sorts findings by layer, path, offset, rule, secret so that output is
- * deterministic. Call once all scanners are done.
+ * deterministic, dropping exact repeats (a file scanned twice). Call once
+ * all scanners are done; calling it again after more adds is fine.
  */
 int scan_results_finish(struct scan_results *r);
 /* Findings (context-only ones excluded), in the order of the last finish. */
@@ -340,6 +358,14 @@ int scan_report_sarif(FILE *out, const struct scan_results *r,
 /* A table for people, then a summary line. */
 int scan_report_text(FILE *out, const struct scan_results *r, const struct scan_report_options *opt,
                      struct scan_err *e);
+/* Counts by confidence, visibility and rule, and the scan counters
+ * (skipped files, limits hit), for people (.secrets/summary.txt). */
+int scan_report_summary(FILE *out, const struct scan_results *r, struct scan_err *e);
+/* One finding for people: rule, confidence, where (visibility, layer,
+ * created_by, path, line), match, why, fingerprint, then the context lines
+ * (.secrets/by-rule/RULE/NNN). */
+int scan_report_finding(FILE *out, const struct scan_finding *f, bool show_secrets,
+                        struct scan_err *e);
 /* One finding as a JSON object string (malloc'd), as in the JSONL report. */
 char *scan_finding_json(const struct scan_finding *f, bool show_secrets);
 

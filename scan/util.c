@@ -3,7 +3,7 @@
  * string buffer, hashing and base64, the names of enums, entropy, and the
  * heuristics that recognise example values and test/fixture paths.
  */
-#include "scan_int.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -8,7 +8,8 @@
  * check: likely) or -1 (checked, invalid: reported as an example, quiet by
  * default, since a token with a wrong checksum was never issued).
  */
-#include "scan_int.h"
+#include "validate.h"
+#include "keys.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -34,6 +35,8 @@ enum scan_validator scan_validator_parse(const char *name)
 	    {"openssh-private-key", SCAN_V_PRIVATE_KEY},
 	    {"putty-private-key", SCAN_V_PRIVATE_KEY},
 	    {"certificate", SCAN_V_CERTIFICATE},
+	    {"basic-auth", SCAN_V_BASIC_AUTH},
+	    {"docker-auth", SCAN_V_BASIC_AUTH},
 	};
 
 	if (!name || !*name)
@@ -195,6 +198,13 @@ static void validate_jwt(const char *s, size_t len, struct scan_validation *v)
 		scan_buf_puts(&v->why, "header or payload does not decode to JSON");
 		goto out;
 	}
+	/* The token every JWT tutorial shows (jwt.io): sub 1234567890, John Doe. */
+	if ((x = json_object_get(p, "name")) && json_is_string(x) &&
+	    !strcmp(json_string_value(x), "John Doe")) {
+		v->verdict = -1;
+		scan_buf_puts(&v->why, "the jwt.io example token");
+		goto out;
+	}
 	v->verdict = 1;
 	scan_buf_printf(&v->why, "JWT, alg %s", json_string_value(json_object_get(h, "alg")));
 	if (!strcasecmp(json_string_value(json_object_get(h, "alg")), "none"))
@@ -241,9 +251,132 @@ void scan_validation_clear(struct scan_validation *v)
 static void pick_block(const char **s, size_t *n, const char *match, size_t mlen)
 {
 	if (!memmem(*s, *n, "-----BEGIN", 10) && !memmem(*s, *n, "PuTTY-User-Key-File", 19) &&
-	    match && mlen) {
+	    match && mlen &&
+	    (memmem(match, mlen, "-----BEGIN", 10) ||
+	     memmem(match, mlen, "PuTTY-User-Key-File", 19))) {
 		*s = match;
 		*n = mlen;
+	}
+}
+
+/*
+ * Keys and certificates reach the scanner as PEM text, but also inside JSON
+ * strings ("\n" escapes: GCP service-account files) and base64-encoded
+ * (kubeconfig client-key-data). Returns the PEM text to parse, malloc'd,
+ * or NULL when s is usable as is; *how says what was undone.
+ */
+static char *unwrap_block(const char *s, size_t n, size_t *outlen, const char **how)
+{
+	char *t = NULL;
+	size_t tl = 0;
+
+	if (!memmem(s, n, "-----BEGIN", 10)) {
+		uint8_t *d = malloc(n + 1);
+		long dl = d ? scan_base64_decode(s, n, d, n + 1) : -1;
+
+		if (dl > 20 && memmem(d, (size_t)dl, "-----BEGIN", 10)) {
+			t = (char *)d;
+			tl = (size_t)dl;
+			*how = "base64-encoded";
+		} else {
+			free(d);
+			return NULL;
+		}
+	}
+	if (memmem(t ? t : s, t ? tl : n, "\\n", 2)) {
+		const char *src = t ? t : s;
+		size_t sl = t ? tl : n, o = 0;
+		char *u = malloc(sl + 1);
+
+		if (!u) {
+			free(t);
+			return NULL;
+		}
+		for (size_t i = 0; i < sl; i++) {
+			if (src[i] == '\\' && i + 1 < sl &&
+			    (src[i + 1] == 'n' || src[i + 1] == 'r')) {
+				if (src[++i] == 'n')
+					u[o++] = '\n';
+			} else if (src[i] == '\\' && i + 1 < sl && src[i + 1] == '/') {
+				u[o++] = src[++i];
+			} else {
+				u[o++] = src[i];
+			}
+		}
+		free(t);
+		t = u;
+		tl = o;
+		*how = *how ? "base64-encoded, escaped" : "in an escaped string";
+	}
+	if (t) {
+		t[tl] = '\0';
+		*outlen = tl;
+	}
+	return t;
+}
+
+static void validate_block(bool key, const char *s, size_t n, struct scan_validation *v)
+{
+	const char *how = NULL;
+	size_t ul = 0;
+	char *u = unwrap_block(s, n, &ul, &how);
+
+	if (key)
+		scan_validate_key(u ? u : s, u ? ul : n, v);
+	else
+		scan_validate_cert(u ? u : s, u ? ul : n, v);
+	if (how)
+		scan_buf_printf(&v->why, " (%s)", how);
+	free(u);
+}
+
+/*
+ * HTTP basic credentials as base64 "user:password" (.docker/config.json
+ * auths, Authorization headers). A password that is itself a token with a
+ * checksum is checked too (a GitHub token as a registry password).
+ */
+static void validate_basic_auth(const char *s, size_t n, struct scan_validation *v)
+{
+	uint8_t buf[512];
+	long dl = n < sizeof(buf) ? scan_base64_decode(s, n, buf, sizeof(buf) - 1) : -1;
+	const char *colon;
+	size_t ul, pl;
+	int tok;
+
+	if (dl <= 2) {
+		v->verdict = -1;
+		scan_buf_puts(&v->why, "does not decode as base64");
+		return;
+	}
+	for (long i = 0; i < dl; i++) {
+		if (buf[i] < 0x20 || buf[i] >= 0x7f) {
+			v->verdict = -1;
+			scan_buf_puts(&v->why, "does not decode to user:password");
+			return;
+		}
+	}
+	buf[dl] = '\0';
+	colon = strchr((char *)buf, ':');
+	if (!colon || colon == (char *)buf || !colon[1]) {
+		v->verdict = -1;
+		scan_buf_puts(&v->why, "does not decode to user:password");
+		return;
+	}
+	ul = (size_t)(colon - (char *)buf);
+	pl = (size_t)dl - ul - 1;
+	scan_buf_printf(&v->why, "user %.*s", (int)(ul > 64 ? 64 : ul), (char *)buf);
+	tok = scan_check_github_token(colon + 1, pl);
+	if (!tok)
+		tok = scan_check_npm_token(colon + 1, pl);
+	if (tok > 0) {
+		v->verdict = 1;
+		scan_buf_puts(&v->why, ", password is a token with a valid checksum");
+	} else if (tok < 0) {
+		scan_buf_puts(&v->why, ", password is a token with a wrong checksum");
+		v->verdict = -1;
+	} else if (scan_example_value(colon + 1, pl)) {
+		v->verdict = -1;
+		scan_buf_puts(&v->why, ", placeholder password");
 	}
 }
 
@@ -265,11 +398,14 @@ void scan_validate(enum scan_validator kind, const char *secret, size_t slen, co
 		break;
 	case SCAN_V_PRIVATE_KEY:
 		pick_block(&secret, &slen, match, mlen);
-		scan_validate_key(secret, slen, v);
+		validate_block(true, secret, slen, v);
 		break;
 	case SCAN_V_CERTIFICATE:
 		pick_block(&secret, &slen, match, mlen);
-		scan_validate_cert(secret, slen, v);
+		validate_block(false, secret, slen, v);
+		break;
+	case SCAN_V_BASIC_AUTH:
+		validate_basic_auth(secret, slen, v);
 		break;
 	case SCAN_V_NONE:
 	case SCAN_V_UNKNOWN:

@@ -9,7 +9,8 @@
  * dpkg records md5 per file (info/PKG.md5sums); apk records sha1 (Z:Q1...
  * in lib/apk/db/installed). Paths are kept without a leading "/" or "./".
  */
-#include "scan_int.h"
+#include "vendor.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -39,13 +39,14 @@ int main(int argc, char **argv)
 	         "\"Cmd\":[\"/bin/sh\",\"-c\",\"curl -H 'Authorization: token %s' x\"],"
 	         "\"Entrypoint\":[\"run\",\"DB_PASSWORD=Tq8vR2mLz9pWx4k\"],"
 	         "\"Labels\":{\"org.example.npm\":\"%s\"}},"
+	         "\"container_config\":{\"Env\":[\"PATH=/usr/bin\",\"GITHUB_TOKEN=%s\"]},"
 	         "\"history\":["
 	         "{\"created_by\":\"/bin/sh -c #(nop) ADD file:abc in / \"},"
 	         "{\"created_by\":\"/bin/sh -c #(nop) ENV X=1\",\"empty_layer\":true},"
 	         "{\"created_by\":\"RUN /bin/sh -c echo hi\"},"
 	         "{\"created_by\":\"ARG TOKEN=%s\",\"empty_layer\":true},"
 	         "{\"created_by\":\"RUN /bin/sh -c git clone https://%s@github.com/o/r\"}]}",
-	         t1, t2, t3, t4, t1);
+	         t1, t2, t3, t1, t4, t1);
 	scan_results_new(&res);
 	scan_scanner_new(&s, rules, NULL, NULL);
 	rc = scan_config(s, &t, json, strlen(json), scan_results_add, res, &e);
@@ -66,7 +67,8 @@ int main(int argc, char **argv)
 	CHECK(f && f->layer == -1, "history[3] (empty layer): layer -1");
 	f = at(res, "history[4].created_by");
 	CHECK(f && f->layer == 2 && !strcmp(f->secret, t1), "history[4] made layer 2");
-	CHECK(scan_results_count(res) == 6, "6 findings (%zu)", scan_results_count(res));
+	CHECK(at(res, "container_config.Env[1]") != NULL, "docker's container_config.Env[1]");
+	CHECK(scan_results_count(res) == 7, "7 findings (%zu)", scan_results_count(res));
 	scan_results_free(res);
 
 	scan_results_new(&res);

@@ -126,8 +126,32 @@ static void test_jar_in_tgz(void)
 	      "member limit: counted");
 	scan_results_free(res);
 
-	free(jar);
 	free(tgz);
+
+	/* 2 MiB of incompressible data next to a small jar: the jar's ratio is
+	 * its own, not the outer archive's expansion over the jar's size */
+	{
+		size_t rn = 2 << 20, biglen;
+		uint8_t *rnd = malloc(rn);
+		uint32_t x = 2463534242u;
+
+		for (size_t i = 0; i < rn; i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			rnd[i] = (uint8_t)x;
+		}
+		struct member bm[] = {{"data.bin", rnd, rn}, {"lib/app.jar", jar, jarlen}};
+		void *bigtgz = make_archive("tgz", bm, 2, &biglen);
+
+		res = scan_text_opt(rules, NULL, "srv/big.tgz", bigtgz, biglen);
+		CHECK(find_rule(res, "github-token") && !scan_results_stats(res)->limit_expanded,
+		      "small jar after big data: scanned, no ratio limit");
+		scan_results_free(res);
+		free(bigtgz);
+		free(rnd);
+	}
+	free(jar);
 }
 
 static void test_gz_and_bounds(void)

@@ -4,7 +4,7 @@
  * regexes run only in windows around keyword hits.
  */
 #include "helpers.h"
-#include "scan_int.h"
+#include "prefilter.h"
 
 #include <ctype.h>
 

@@ -6,7 +6,7 @@
  * vendor content (dpkg md5sums, apk installed db).
  */
 #include "helpers.h"
-#include "scan_int.h"
+#include "util.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -74,6 +74,37 @@ static void test_redaction(void)
 	free(out);
 	out = report(r, 1, false, true);
 	CHECK(strstr(out, "\033[1;31mCRITICAL"), "colour when asked");
+	free(out);
+	{
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+
+		scan_report_summary(m, r, NULL);
+		fclose(m);
+		CHECK(strstr(buf, "findings: 1 (confirmed 1, likely 0, example 0)") &&
+		          strstr(buf, "live       1") && strstr(buf, "github-token") &&
+		          strstr(buf, "scanned: 1 files"),
+		      "summary:\n%s", buf);
+		free(buf);
+		buf = NULL;
+		m = open_memstream(&buf, &len);
+		scan_report_finding(m, f, false, NULL);
+		fclose(m);
+		CHECK(strstr(buf, "confidence:  confirmed") &&
+		          strstr(buf, "path:        app/deploy.sh") &&
+		          strstr(buf, "why:         checksum valid") && !strstr(buf, tok) &&
+		          strstr(buf, "export GH_TOKEN=ghp_"),
+		      "one finding for people:\n%s", buf);
+		free(buf);
+	}
+	scan_results_free(r);
+
+	/* a file name that is not UTF-8 (latin-1 from an old tar): still a full record */
+	r = scan_text(rules, "srv/caf\xe9/deploy.sh", text);
+	out = report(r, 0, false, false);
+	CHECK(strstr(out, "\"path\":\"srv/caf?/deploy.sh\"") && strstr(out, "\"fingerprint\":"),
+	      "non-UTF-8 path: JSON keeps every key");
 	free(out);
 	scan_results_free(r);
 
@@ -181,6 +212,13 @@ static void test_order(void)
 	a = run_threads(&tmpl, false);
 	b = run_threads(&tmpl, true);
 	CHECK(a && b && !strcmp(a, b) && strlen(a) > 100, "two threaded runs: identical output");
+	{
+		size_t lines = 0;
+
+		for (const char *p = a; (p = strchr(p, '\n')); p++)
+			lines++;
+		CHECK(lines == 12, "each file scanned twice, reported once (%zu lines)", lines);
+	}
 	CHECK(strstr(a, "\"layer\":0") < strstr(a, "\"layer\":1") &&
 	          strstr(a, "\"layer\":1") < strstr(a, "\"layer\":2"),
 	      "sorted by layer first");

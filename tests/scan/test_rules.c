@@ -216,6 +216,38 @@ static void test_merge(struct scan_rules *mini)
 		      "same id: the merged-in rule replaces");
 	}
 	scan_rules_free(b);
+
+	/* trivy's disable-rules and disable-allow-rules act on the set merged into */
+	{
+		struct scan_rules *m = NULL, *d = NULL;
+		const char *dis = "disable-rules: [private-key, no-such-rule]\n"
+		                  "disable-allow-rules: [docs]\nrules: []\n";
+		struct scan_rule_info info;
+		struct scan_results *res;
+		char tok[64], text[128];
+
+		scan_rules_new_buffer(&m, "mini", NULL, 0, NULL);
+		CHECK(scan_rules_merge(m, mini, NULL) == 0 && scan_rules_count(m) == nm,
+		      "merge into an empty set");
+		CHECK(load_str(dis, &d, NULL) == 0, "disable lists load");
+		CHECK(scan_rules_merge(m, d, NULL) == 0 && scan_rules_count(m) == nm - 1 &&
+		          scan_rules_find(m, "private-key", &info) == -ENOENT,
+		      "disable-rules removes a rule");
+		make_token("ghp_", 8, tok);
+		snprintf(text, sizeof(text), "t=%s\n", tok);
+		res = scan_text(m, "usr/share/doc/x/README", text);
+		CHECK(scan_results_count(res) == 1,
+		      "disable-allow-rules removes a global allow rule");
+		scan_results_free(res);
+		scan_rules_free(d);
+		d = NULL;
+		CHECK(load_str("enable-builtin-rules: [jwt, npm-token]\n", &d, NULL) == 0 &&
+		          scan_rules_merge(m, d, NULL) == 0 && scan_rules_count(m) == 2 &&
+		          scan_rules_find(m, "jwt", &info) == 0,
+		      "enable-builtin-rules keeps only those listed");
+		scan_rules_free(m);
+		scan_rules_free(d);
+	}
 }
 
 int main(int argc, char **argv)

@@ -5,7 +5,7 @@
  * certificates, and the key-to-certificate link made at the end of a session.
  */
 #include "helpers.h"
-#include "scan_int.h"
+#include "validate.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -365,6 +365,112 @@ static void test_cert_link(void)
 	EVP_PKEY_free(k2);
 }
 
+static char *b64(const char *s)
+{
+	char *o = malloc(strlen(s) * 2 + 4);
+
+	EVP_EncodeBlock((unsigned char *)o, (const unsigned char *)s, (int)strlen(s));
+	return o;
+}
+
+/* Keys inside JSON strings and base64 (GCP service accounts, kubeconfig). */
+static void test_wrapped(void)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	char *pem = pem_key(pk, 0, NULL), *cert = make_cert(pk, "kube-admin"), *json, *kube;
+	char *k64 = b64(pem), *c64 = b64(cert), *o;
+	struct scan_results *r;
+	const struct scan_finding *f;
+
+	/* JSON: newlines as \n escapes */
+	json = malloc(strlen(pem) * 2 + 100);
+	o = json + sprintf(json, "{\"type\": \"service_account\", \"private_key\": \"");
+	for (const char *p = pem; *p; p++) {
+		if (*p == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else {
+			*o++ = *p;
+		}
+	}
+	strcpy(o, "\"}\n");
+	r = scan_text(rules, "srv/app/sa.json", json);
+	f = find_rule(r, "private-key");
+	CHECK(f && f->confidence == SCAN_CONF_CONFIRMED && strstr(f->why, "in an escaped string"),
+	      "key in a JSON string: confirmed (%s)", f ? f->why : "-");
+	scan_results_free(r);
+
+	kube = malloc(strlen(k64) + strlen(c64) + 200);
+	sprintf(kube,
+	        "users:\n- name: admin\n  user:\n    client-certificate-data: %s\n"
+	        "    client-key-data: %s\n",
+	        c64, k64);
+	r = scan_text(rules, "root/.kube/config", kube);
+	f = find_rule(r, "kubeconfig-client-key");
+	CHECK(f && f->confidence == SCAN_CONF_CONFIRMED && strstr(f->why, "base64-encoded"),
+	      "base64 key in a kubeconfig: confirmed (%s)", f ? f->why : "-");
+	CHECK(f && f->cert_subject && strstr(f->cert_subject, "CN=kube-admin"),
+	      "and linked to the base64 client certificate");
+	CHECK(scan_results_count(r) == 1, "the certificate is context only");
+	scan_results_free(r);
+	free(pem);
+	free(cert);
+	free(json);
+	free(kube);
+	free(k64);
+	free(c64);
+	EVP_PKEY_free(pk);
+}
+
+static void test_basic_auth(void)
+{
+	char tok[64], up[128], text[256], *a;
+	struct scan_results *r;
+	const struct scan_finding *f;
+
+	make_token("ghp_", 55, tok);
+	snprintf(up, sizeof(up), "octo-ci:%s", tok);
+	a = b64(up);
+	snprintf(text, sizeof(text), "{\"auths\":{\"ghcr.io\":{\"auth\":\"%s\"}}}", a);
+	free(a);
+	r = scan_text(rules, "root/.docker/config.json", text);
+	f = find_rule(r, "docker-config-auth");
+	CHECK(f && f->confidence == SCAN_CONF_CONFIRMED && strstr(f->why, "user octo-ci") &&
+	          strstr(f->why, "valid checksum"),
+	      "registry auth hiding a GitHub token: confirmed (%s)", f ? f->why : "-");
+	scan_results_free(r);
+	a = b64("ci-bot:Zq8vR2mLz9pWx4kT");
+	snprintf(text, sizeof(text), "{\"auths\":{\"r.example\":{\"auth\":\"%s\"}}}", a);
+	free(a);
+	r = scan_text(rules, "root/.docker/config.json", text);
+	f = find_rule(r, "docker-config-auth");
+	CHECK(f && f->confidence == SCAN_CONF_LIKELY && strstr(f->why, "user ci-bot"),
+	      "user:password auth: likely, names the user");
+	scan_results_free(r);
+	a = b64("user:your-password-here");
+	snprintf(text, sizeof(text), "{\"auths\":{\"r.example\":{\"auth\":\"%s\"}}}", a);
+	free(a);
+	r = scan_text(rules, "root/.docker/config.json", text);
+	f = find_rule(r, "docker-config-auth");
+	CHECK(f && f->confidence == SCAN_CONF_EXAMPLE, "placeholder password: example");
+	scan_results_free(r);
+}
+
+static void test_jwt_io(void)
+{
+	/* the public example token of jwt.io, copied into countless READMEs */
+	struct scan_results *r = scan_text(
+	    rules, "srv/app/README.txt",
+	    "curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0"
+	    "NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJ"
+	    "f36POk6yJV_adQssw5c'\n");
+	const struct scan_finding *f = find_rule(r, "jwt");
+
+	CHECK(f && f->confidence == SCAN_CONF_EXAMPLE && strstr(f->why, "jwt.io"),
+	      "the jwt.io example token is an example");
+	scan_results_free(r);
+}
+
 int main(int argc, char **argv)
 {
 	rules = load_rules(argc > 1 ? argv[1] : MINI_RULES);
@@ -376,6 +482,9 @@ int main(int argc, char **argv)
 	test_jwt();
 	test_keys();
 	test_cert_link();
+	test_wrapped();
+	test_basic_auth();
+	test_jwt_io();
 	scan_rules_free(rules);
 	return tap_done();
 }
