@@ -2,7 +2,7 @@
 """Check strata's built-in secret rules (scan/rules.yaml) without the C engine.
 
 Usage:
-    check_rules.py [RULES.yaml] [--markdown] [--no-pcre2] [-v]
+    check_rules.py [RULES.yaml] [--markdown] [--check-markdown scan/RULES.md] [--no-pcre2] [-v]
 
 What it verifies (each failure is listed, exit status 1 if any):
   * the file parses as YAML (libyaml via PyYAML's CSafeLoader when present),
@@ -542,6 +542,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("rules", nargs="?", default=default)
     ap.add_argument("--markdown", action="store_true", help="print the rule table (RULES.md)")
+    ap.add_argument("--check-markdown", metavar="RULES.md",
+                    help="also fail if this file differs from the generated table")
     ap.add_argument("--no-pcre2", action="store_true", help="skip the PCRE2 cross-check")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
@@ -562,8 +564,14 @@ def main():
         for f in ck.failures:
             print("  - " + f, file=sys.stderr)
         return 1
+    rel = os.path.relpath(args.rules, os.path.join(here, "..", ".."))
+    if args.check_markdown:
+        with open(args.check_markdown, encoding="utf-8") as f:
+            if f.read() != markdown(rules, rel):
+                print("FAIL: %s is stale; regenerate it with --markdown" % args.check_markdown,
+                      file=sys.stderr)
+                return 1
     if args.markdown:
-        rel = os.path.relpath(args.rules, os.path.join(here, "..", ".."))
         sys.stdout.write(markdown(rules, rel))
     else:
         nex = sum(len(r["examples"]["match"]) + len(r["examples"]["nomatch"]) for r in rules)
