@@ -12,6 +12,7 @@ What it verifies (each failure is listed, exit status 1 if any):
     kebab-case id, a known severity, >= 1 keyword, a known validator name,
     no unknown fields (typos), and >= 1 match and >= 1 nomatch example;
   * generic rules (category "Generic") set `entropy`;
+  * no rule regex matches the empty string;
   * every regex (rule, rule allow-rules, global allow-rules, path) compiles
     with Python `re` (bytes mode, so \\s \\w \\d are ASCII as in PCRE2 without
     UCP) AND with the real PCRE2 library (libpcre2-8 through ctypes, JIT
@@ -455,6 +456,8 @@ class Checker:
         if not c:
             return
         rule["_py"], rule["_code"] = c
+        if rule["_py"].search(b"") or rule["_py"].search(b"\n"):
+            self.fail(where, "regex matches the empty string")
         gname = rule.get("secret-group-name")
         if gname is not None:
             if gname not in rule["_py"].groupindex:
