@@ -518,7 +518,7 @@ def markdown(rules, path):
            "For the engine: match on the whole buffer with a start offset a little before",
            "the keyword hit rather than on a cut-out window, so that lookbehinds such as",
            "`(?<![A-Za-z0-9])` and `(?m)^` see the real preceding bytes; context rules",
-           "start up to about 60 bytes before their keyword, and key blocks extend up to",
+           "start up to about 70 bytes before their keyword, and key blocks extend up to",
            "16 KiB (PGP 60 KB) after it. Generic rules leave tokens with a vendor prefix",
            "to the vendor rule; other overlaps (a generic rule and a vendor rule on the same",
            "bytes) are best merged by the engine, keeping the more specific rule.",
