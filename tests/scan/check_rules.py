@@ -23,7 +23,8 @@ What it verifies (each failure is listed, exit status 1 if any):
     group named `secret` must set it;
   * every examples.match line yields at least one *surviving* match of the
     rule: secret group non-empty, the matched text contains a keyword
-    (case-insensitive, as the prefilter requires), entropy of the secret >=
+    (case-insensitive, as the prefilter requires) no more than 80 bytes after
+    the start of the match, entropy of the secret >=
     the rule's minimum, and neither the rule's nor a global allow rule's
     regex matches the secret;
   * every examples.nomatch line yields no surviving match of the rule;
@@ -49,6 +50,10 @@ try:
     import yaml
 except ImportError:  # pragma: no cover
     sys.exit("check_rules.py: PyYAML is required (Debian: apt-get install python3-yaml)")
+
+# A match may begin at most this many bytes before its first keyword (the engine
+# looks back this far from a keyword hit).
+MAX_KEYWORD_LEAD = 80
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 VALIDATORS = ("aws-access-key-id", "github-token", "npm-token", "jwt", "private-key", "certificate")
@@ -345,8 +350,13 @@ class Checker:
         if not secret:
             return "secret group empty or unset"
         text = m["text"].lower()
-        if not any(k.lower().encode() in text for k in rule["keywords"]):
+        found = [text.find(k.lower().encode()) for k in rule["keywords"]]
+        found = [f for f in found if f >= 0]
+        if not found:
             return "matched text %r contains no keyword" % m["text"][:80]
+        if min(found) > MAX_KEYWORD_LEAD:
+            return "first keyword starts %d bytes into the match (more than %d)" % (
+                min(found), MAX_KEYWORD_LEAD)
         ent = rule.get("entropy")
         if ent is not None and entropy(secret) < ent:
             return "entropy %.2f < %.2f" % (entropy(secret), ent)
