@@ -2,7 +2,7 @@
 """Check strata's built-in secret rules (scan/rules.yaml) without the C engine.
 
 Usage:
-    check_rules.py [RULES.yaml] [--markdown] [--no-pcre2] [-v]
+    check_rules.py [RULES.yaml] [--markdown] [--check-markdown scan/RULES.md] [--no-pcre2] [-v]
 
 What it verifies (each failure is listed, exit status 1 if any):
   * the file parses as YAML (libyaml via PyYAML's CSafeLoader when present),
@@ -12,6 +12,7 @@ What it verifies (each failure is listed, exit status 1 if any):
     kebab-case id, a known severity, >= 1 keyword, a known validator name,
     no unknown fields (typos), and >= 1 match and >= 1 nomatch example;
   * generic rules (category "Generic") set `entropy`;
+  * no rule regex matches the empty string;
   * every regex (rule, rule allow-rules, global allow-rules, path) compiles
     with Python `re` (bytes mode, so \\s \\w \\d are ASCII as in PCRE2 without
     UCP) AND with the real PCRE2 library (libpcre2-8 through ctypes, JIT
@@ -22,7 +23,8 @@ What it verifies (each failure is listed, exit status 1 if any):
     group named `secret` must set it;
   * every examples.match line yields at least one *surviving* match of the
     rule: secret group non-empty, the matched text contains a keyword
-    (case-insensitive, as the prefilter requires), entropy of the secret >=
+    (case-insensitive, as the prefilter requires) no more than 80 bytes after
+    the start of the match, entropy of the secret >=
     the rule's minimum, and neither the rule's nor a global allow rule's
     regex matches the secret;
   * every examples.nomatch line yields no surviving match of the rule;
@@ -48,6 +50,10 @@ try:
     import yaml
 except ImportError:  # pragma: no cover
     sys.exit("check_rules.py: PyYAML is required (Debian: apt-get install python3-yaml)")
+
+# A match may begin at most this many bytes before its first keyword (the engine
+# looks back this far from a keyword hit).
+MAX_KEYWORD_LEAD = 80
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 VALIDATORS = ("aws-access-key-id", "github-token", "npm-token", "jwt", "private-key", "certificate")
@@ -344,8 +350,13 @@ class Checker:
         if not secret:
             return "secret group empty or unset"
         text = m["text"].lower()
-        if not any(k.lower().encode() in text for k in rule["keywords"]):
+        found = [text.find(k.lower().encode()) for k in rule["keywords"]]
+        found = [f for f in found if f >= 0]
+        if not found:
             return "matched text %r contains no keyword" % m["text"][:80]
+        if min(found) > MAX_KEYWORD_LEAD:
+            return "first keyword starts %d bytes into the match (more than %d)" % (
+                min(found), MAX_KEYWORD_LEAD)
         ent = rule.get("entropy")
         if ent is not None and entropy(secret) < ent:
             return "entropy %.2f < %.2f" % (entropy(secret), ent)
@@ -455,6 +466,8 @@ class Checker:
         if not c:
             return
         rule["_py"], rule["_code"] = c
+        if rule["_py"].search(b"") or rule["_py"].search(b"\n"):
+            self.fail(where, "regex matches the empty string")
         gname = rule.get("secret-group-name")
         if gname is not None:
             if gname not in rule["_py"].groupindex:
@@ -512,6 +525,14 @@ def markdown(rules, path):
            "Allow-rule regexes are tested against the secret, allow-rule paths against the",
            "file path. Certificates (`context-only`) are never findings on their own.",
            "",
+           "For the engine: match on the whole buffer with a start offset a little before",
+           "the keyword hit rather than on a cut-out window, so that lookbehinds such as",
+           "`(?<![A-Za-z0-9])` and `(?m)^` see the real preceding bytes; context rules",
+           "start up to about 70 bytes before their keyword, and key blocks extend up to",
+           "16 KiB (PGP 60 KB) after it. Generic rules leave tokens with a vendor prefix",
+           "to the vendor rule; other overlaps (a generic rule and a vendor rule on the same",
+           "bytes) are best merged by the engine, keeping the more specific rule.",
+           "",
            "| category | rules |", "|---|---|"]
     for c, n in sorted(cats.items()):
         out.append("| %s | %d |" % (md_escape(c), n))
@@ -542,6 +563,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("rules", nargs="?", default=default)
     ap.add_argument("--markdown", action="store_true", help="print the rule table (RULES.md)")
+    ap.add_argument("--check-markdown", metavar="RULES.md",
+                    help="also fail if this file differs from the generated table")
     ap.add_argument("--no-pcre2", action="store_true", help="skip the PCRE2 cross-check")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
@@ -562,8 +585,14 @@ def main():
         for f in ck.failures:
             print("  - " + f, file=sys.stderr)
         return 1
+    rel = os.path.relpath(args.rules, os.path.join(here, "..", ".."))
+    if args.check_markdown:
+        with open(args.check_markdown, encoding="utf-8") as f:
+            if f.read() != markdown(rules, rel):
+                print("FAIL: %s is stale; regenerate it with --markdown" % args.check_markdown,
+                      file=sys.stderr)
+                return 1
     if args.markdown:
-        rel = os.path.relpath(args.rules, os.path.join(here, "..", ".."))
         sys.stdout.write(markdown(rules, rel))
     else:
         nex = sum(len(r["examples"]["match"]) + len(r["examples"]["nomatch"]) for r in rules)
