@@ -143,6 +143,7 @@ def cache_dir():
 # Mount bookkeeping and emergency cleanup
 
 _ACTIVE = {}  # mountpoint -> True
+TERMINATED = False  # SIGTERM/SIGINT seen: stop after the current test
 _LOCK = threading.RLock()
 
 
@@ -197,7 +198,8 @@ def daemon_pids(mnt):
 
 def _run_quiet(argv, timeout):
     try:
-        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout).returncode
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                              preexec_fn=_child_setup).returncode
     except (subprocess.TimeoutExpired, OSError):
         return -1
 
@@ -269,11 +271,47 @@ def _on_alarm(signum, frame):
     raise TestTimeout("test timed out")
 
 
+def _signal_watcher(fd):
+    """Python runs signal handlers only when the main thread gets back to the
+    interpreter, which a call stuck on a hung FUSE mount never does. The C-level
+    handler writes every signal number to the wakeup fd at once: on SIGTERM or
+    SIGINT this thread kills our daemons (the stuck call then fails with
+    ENOTCONN) and unmounts, so meson's timeout never leaves a mount behind."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERM_SIGNALS)  # whatever mask we inherited
+    while True:
+        try:
+            data = os.read(fd, 64)
+        except OSError:
+            return
+        if not data:
+            return
+        if signal.SIGTERM in data or signal.SIGINT in data:
+            global TERMINATED
+            TERMINATED = True
+            emergency_cleanup(kill_first=True)
+
+
 def install_handlers():
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
     signal.signal(signal.SIGALRM, _on_alarm)
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    threading.Thread(target=_signal_watcher, args=(r,), daemon=True).start()
+    # A thread blocked in a FUSE request does not run even the C-level handler
+    # until the request ends: block SIGTERM/SIGINT in the main thread so the
+    # kernel hands them to the watcher thread (the Python handlers still run in
+    # the main thread). Children get them unblocked again (_child_setup).
+    signal.pthread_sigmask(signal.SIG_BLOCK, _TERM_SIGNALS)
     atexit.register(emergency_cleanup, True)
+
+
+_TERM_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _child_setup():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERM_SIGNALS)
 
 
 class Watchdog:
@@ -336,7 +374,7 @@ def run(argv, timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL, env=None):
     """Run argv with a timeout; never raises on failure (see Result)."""
     t0 = time.time()
     p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=_child_setup)
     try:
         out, err = p.communicate(timeout=timeout)
         return Result(argv, p.returncode, out, err, time.time() - t0)
@@ -455,7 +493,7 @@ class Suite:
                     diag(ret)
         except Failure as e:
             self.failed.append(name)
-            log("not ok %d - %s (%.1fs)" % (self.n, name, time.time() - t0))
+            log("not ok %d - %s (%.1fs)%s" % (self.n, name, time.time() - t0, " (terminated)" if TERMINATED else ""))
             diag(str(e))
         except Terminated:
             self.failed.append(name)
@@ -465,11 +503,17 @@ class Suite:
             self.failed.append(name)
             log("not ok %d - %s (test error: %s)" % (self.n, name, e))
             diag(traceback.format_exc())
+        if TERMINATED:
+            diag("terminated by a signal: stopping")
+            self.finish()
 
     def finish(self):
         emergency_cleanup(kill_first=True)
         log("1..%d" % self.n)
         took = time.time() - self.t0
+        if TERMINATED and not self.failed:
+            diag("%s: terminated by a signal after %d test(s)" % (self.name, self.n))
+            sys.exit(1)
         if self.failed:
             diag("%s: %d of %d failed (%.0fs): %s" % (self.name, len(self.failed), self.n, took,
                                                     ", ".join(self.failed)))

@@ -234,7 +234,7 @@ def t_multi_docker(name):
     st.check(len(tags) >= 2, "%s: expected 2+ tags in manifest.json, found %s" % (name, tags))
     notes = [expect_refusal(path, mentions=[t.rsplit(":", 1)[-1] for t in tags], what=name + " without a tag")]
     for t in tags:
-        oracle = skopeo_oracle("docker-archive:%s:%s" % (path, t), "ggcr-%s-%s" % (name, t.rsplit(":", 1)[1]))
+        oracle = skopeo_oracle("docker-archive:%s:%s" % (path, t), "ggcr-%s-%s" % (name, t.rsplit(":", 1)[-1]))
 
         def checks(mnt, oracle=oracle, t=t):
             if oracle:
