@@ -64,7 +64,8 @@ def walk_all(mnt, what):
     errors = []
     count = 0
     root_b = os.fsencode(mnt)
-    stack = [root_b]
+    # Only the image's own trees: .secrets (and later views) would start scans.
+    stack = [os.path.join(root_b, d) for d in (b"image", b"layers", b"merged")]
     while stack:
         d = stack.pop()
         try:
@@ -146,7 +147,7 @@ def expect_either(image, ref=None, platform=None, what=None, forbid_in_msg=(), c
             return "mounted (%d entries%s)" % (n, ", %d refused" % len(errs) if errs else "")
         msg = st.check_one_line_error(res, what)
     bad = [f for f in forbid_in_msg if f in msg]
-    st.check(not bad, "%s: refused for the wrong reason (message names %s):\n%s" % (what, bad, msg))
+    st.check(len(bad) < 2, "%s: refused as if the pick were ambiguous (message names %s):\n%s" % (what, bad, msg))
     return "refused: %s" % msg.splitlines()[0][:160]
 
 
@@ -364,7 +365,7 @@ def t_ci_multiple_images():
     for ref, plat in ((":3.17.5", None), (":3", None), (":1.0.0", None), (":latest", "linux/386"),
                       (":3.16.7", "linux/amd64"), ("@sha256:5b2aba4d3c27bc6493633d0ec446b25c8d0a5c9cfe99894bcdff0aee80813805",
                                                   None)):
-        r = expect_either(path, ref=ref, platform=plat, forbid_in_msg=["3.18.3, ", "3.17.5, ", "1.0.0, "])
+        r = expect_either(path, ref=ref, platform=plat, forbid_in_msg=["3.18.3", "3.17.5", "1.0.0", "3.16.7", "latest"])
         notes.append("%s%s: %s" % (ref, " --platform " + plat if plat else "", r))
     return "\n".join(notes)
 
