@@ -172,7 +172,13 @@ def skopeo_oracle(transport, key, override_arch=None, override_variant=None):
         if u.rc == 0:
             root = os.path.join(layout + "-bundle", "rootfs")
         else:
-            st.diag("no oracle for %s: umoci: %s" % (key, u.err.decode(errors="replace")[-300:]))
+            # umoci refuses docker media types that skopeo kept: without
+            # whiteouts, GNU tar -x of the layers in order is as good.
+            img = st.read_image(layout, ref=":latest")
+            if not any(b".wh." in p for i in range(len(img.layers)) for p in st.tar_view(img.layer_stream(i))):
+                root = st.gnu_extract([img.layer_stream(i) for i in range(len(img.layers))], layout + "-gnutar")
+            else:
+                st.diag("no oracle for %s: umoci: %s" % (key, u.err.decode(errors="replace")[-300:]))
     else:
         st.diag("no oracle for %s: skopeo: %s" % (key, r.err.decode(errors="replace")[-300:]))
     _oracles[key] = root
@@ -301,11 +307,37 @@ def t_source_image():
 # ggcr-layout
 
 
+def resolved_manifests(path, descs):
+    """Digests of the image manifests that these descriptors lead to (nested indexes followed)."""
+    out = set()
+    for d in descs:
+        blob = os.path.join(path, "blobs", *d["digest"].split(":", 1))
+        if not os.path.exists(blob):
+            out.add(d["digest"])
+            continue
+        with open(blob, "rb") as f:
+            try:
+                j = json.load(f)
+            except ValueError:
+                out.add(d["digest"])
+                continue
+        if isinstance(j, dict) and "manifests" in j:
+            out |= resolved_manifests(path, j["manifests"])
+        else:
+            out.add(d["digest"])
+    return out
+
+
 def t_ggcr_index(d):
     path = C("ggcr-layout", d)
     with open(os.path.join(path, "index.json")) as f:
-        tags = [m["annotations"][st.REF_NAME] for m in json.load(f)["manifests"]]
-    notes = [expect_refusal(path, mentions=tags, what=d + " without a tag")]
+        descs = json.load(f)["manifests"]
+    tags = [m["annotations"][st.REF_NAME] for m in descs]
+    images = resolved_manifests(path, descs)
+    if len(images) > 1:
+        notes = [expect_refusal(path, mentions=tags, what=d + " without a tag")]
+    else:  # every name leads to one and the same image: no real choice to make
+        notes = ["no tag (all names lead to %s): %s" % (sorted(images)[0][:19], expect_either(path))]
     for t in tags:
         if t == "2":   # a docker manifest labelled application/vnd.oci.descriptor.v1+json
             notes.append(":2 " + expect_either(path, ref=":2"))
@@ -317,6 +349,10 @@ def t_ggcr_index(d):
 
 def t_ggcr_single(d):
     path = C("ggcr-layout", d)
+    if d == "test_index_media_type":
+        # Its config is a helm chart config: mounting it (its layer is a tar,
+        # labelled application/tar+gzip) or refusing it as an artifact are both fine.
+        return expect_either(path)
     return expect_mount(path)
 
 
