@@ -225,8 +225,8 @@ def force_unmount(mnt, strata=None, notes=None):
     if is_mounted(mnt):
         used.append("umount -l")
         _run_quiet(["umount", "-l", mnt], 10)
-    # The daemon must go away after an unmount.
-    deadline = time.time() + 5
+    # The daemon must go away after an unmount (15 s: it may be flushing its cache).
+    deadline = time.time() + 15
     left = [p for p in pids if os.path.exists("/proc/%d" % p)]
     while left and time.time() < deadline:
         time.sleep(0.05)
@@ -289,6 +289,15 @@ def _signal_watcher(fd):
             global TERMINATED
             TERMINATED = True
             emergency_cleanup(kill_first=True)
+
+
+def kernel_log_tail():
+    """The kernel's last words about strata (segfault lines), if dmesg is readable."""
+    r = run(["dmesg"], timeout=10)
+    if r.rc != 0:
+        return ""
+    lines = [l for l in r.out.decode("utf-8", "replace").splitlines() if "strata" in l]
+    return ("\nkernel log:\n  " + "\n  ".join(lines[-3:])) if lines else ""
 
 
 def install_handlers():
@@ -483,6 +492,8 @@ class Suite:
                 except OSError as e:
                     if wd.fired:
                         raise Failure("timed out after %ds (then: %s)" % (timeout, e))
+                    if e.errno in (107, 103):  # ENOTCONN, ECONNABORTED
+                        raise Failure("the strata daemon died under the test (%s)%s" % (e, kernel_log_tail()))
                     raise Failure("unexpected OS error: %s\n%s" % (e, traceback.format_exc(limit=4)))
             if isinstance(ret, str) and ret.startswith("SKIP"):
                 self.skipped += 1
@@ -1239,6 +1250,9 @@ class Aspects:
         except Failure as e:
             self.failures.append("[%s] %s" % (name, e))
         except OSError as e:
+            if e.errno in (107, 103):  # ENOTCONN, ECONNABORTED: no point going on
+                raise Failure("[%s] the strata daemon died under the test (%s)%s"
+                              % (name, e, kernel_log_tail()))
             self.failures.append("[%s] OS error: %s" % (name, e))
 
     def note(self, msg):
