@@ -291,13 +291,28 @@ def _signal_watcher(fd):
             emergency_cleanup(kill_first=True)
 
 
+def uptime():
+    try:
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return 0.0
+
+
+_TEST_START = [0.0]  # uptime when the current test started (dmesg timestamps are uptime)
+
+
 def kernel_log_tail():
-    """The kernel's last words about strata (segfault lines), if dmesg is readable."""
+    """The kernel's words about strata (segfault lines) since the test started, if dmesg is readable."""
     r = run(["dmesg"], timeout=10)
     if r.rc != 0:
         return ""
-    lines = [l for l in r.out.decode("utf-8", "replace").splitlines() if "strata" in l]
-    return ("\nkernel log:\n  " + "\n  ".join(lines[-3:])) if lines else ""
+    lines = []
+    for l in r.out.decode("utf-8", "replace").splitlines():
+        m = re.match(r"\[\s*([0-9.]+)\]", l)
+        if "strata" in l and m and float(m.group(1)) >= _TEST_START[0] - 1:
+            lines.append(l)
+    return ("\nkernel log:\n  " + "\n  ".join(lines[-3:])) if lines else "\n(no kernel log line about it)"
 
 
 def install_handlers():
@@ -479,6 +494,7 @@ class Suite:
     def run(self, name, fn, *args, timeout=120, **kw):
         self.n += 1
         t0 = time.time()
+        _TEST_START[0] = uptime()
         try:
             with Watchdog(timeout) as wd:
                 try:
