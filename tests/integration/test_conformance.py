@@ -185,6 +185,15 @@ def skopeo_oracle(transport, key, override_arch=None, override_variant=None):
     return root
 
 
+def check_in_deleted(mnt, name):
+    """Once deleted/ exists (a later issue), the deleted or shadowed file must be in it."""
+    d = os.path.join(mnt, "deleted")
+    if not os.path.isdir(d):
+        return
+    found = [p for p in files_in(mnt, "deleted") if p.split("/")[-1] == name or p.endswith("/" + name)]
+    st.check(found, "deleted/ exists but holds no %s: %s" % (name, sorted(files_in(mnt, "deleted"))[:20]))
+
+
 def files_in(mnt, sub="merged"):
     snap = st.snapshot(os.path.join(mnt, sub), hash_content=False)
     return {st.shown(p): e for p, e in snap.items()}
@@ -268,6 +277,7 @@ def t_whiteout_image():
         s = os.lstat(os.path.join(mnt, "layers", wh[0], ".wh.foo.txt"))
         st.check(st.stat.S_ISREG(s.st_mode) and s.st_size == 0, ".wh.foo.txt must be a regular empty file")
         st.check(st.stat.S_IMODE(s.st_mode) == 0o555, ".wh.foo.txt mode %o, stored as 0555" % st.stat.S_IMODE(s.st_mode))
+        check_in_deleted(mnt, "foo.txt")
     return expect_mount(C("ggcr-mutate/whiteout_image.tar"), checks=checks)
 
 
@@ -277,6 +287,7 @@ def t_overwritten_file():
     def checks(mnt):
         links = [p for p, e in files_in(mnt).items() if e.type == "symlink"]
         st.check(links, "merged/ shows no symlink (the file replaced by a symlink)")
+        check_in_deleted(mnt, "foo.txt")
     return expect_mount(C("ggcr-mutate/overwritten_file.tar"), oracle=oracle, checks=checks)
 
 

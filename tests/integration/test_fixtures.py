@@ -174,6 +174,48 @@ def t_ls_cat():
     st.check(not out, "\n".join(out))
 
 
+def t_parallel_reads():
+    """8 threads read every file of merged/ and layers/ at once, in different orders
+    and chunk sizes: the content must not change (the FUSE side is multi-threaded)."""
+    import random
+    import threading
+    root = st.cached_unpack(ORACLE, "multi", "fixtures-multi")
+    want = {p: e.sha256 for p, e in st.snapshot(root).items() if e.type == "file"}
+    out = []
+    for name in ("multi/oci", "multi/oci-zstd", "multi/docker-archive.tar"):
+        with st.mounted(STRATA, os.path.join(FX, name)) as mnt:
+            merged = os.fsencode(os.path.join(mnt, "merged"))
+            errors = []
+
+            def worker(seed):
+                rnd = random.Random(seed)
+                paths = list(want) * 2
+                rnd.shuffle(paths)
+                for p in paths:
+                    try:
+                        h = st.hashlib.sha256()
+                        with open(os.path.join(merged, p), "rb", buffering=0) as f:
+                            while True:
+                                b = f.read(rnd.choice([1, 4095, 65536, 1 << 20]))
+                                if not b:
+                                    break
+                                h.update(b)
+                        if h.hexdigest() != want[p]:
+                            errors.append("%s: content differs" % st.shown(p))
+                    except OSError as e:
+                        errors.append("%s: %s" % (st.shown(p), e))
+                        if e.errno in (103, 107):
+                            return
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                out.append("%s: %d error(s): %s" % (name, len(errors), errors[:5]))
+    st.check(not out, "\n".join(out))
+
+
 def t_remount_same_point():
     """Mount, unmount, mount again: both mounts work (no stale state)."""
     path = os.path.join(FX, "multi/oci")
@@ -190,5 +232,6 @@ for rf in FIXTURES["refusals"]:
     suite.run("refuse: %s" % rf["name"], t_refusal, rf, timeout=60)
 suite.run("index without --platform", t_index_without_platform, timeout=60)
 suite.run("strata ls / cat", t_ls_cat, timeout=180)
+suite.run("parallel reads (8 threads)", t_parallel_reads, timeout=240)
 suite.run("mount twice", t_remount_same_point, timeout=60)
 suite.finish()
