@@ -64,7 +64,8 @@ def walk_all(mnt, what):
     errors = []
     count = 0
     root_b = os.fsencode(mnt)
-    stack = [root_b]
+    # Only the image's own trees: .secrets (and later views) would start scans.
+    stack = [os.path.join(root_b, d) for d in (b"image", b"layers", b"merged")]
     while stack:
         d = stack.pop()
         try:
@@ -146,7 +147,7 @@ def expect_either(image, ref=None, platform=None, what=None, forbid_in_msg=(), c
             return "mounted (%d entries%s)" % (n, ", %d refused" % len(errs) if errs else "")
         msg = st.check_one_line_error(res, what)
     bad = [f for f in forbid_in_msg if f in msg]
-    st.check(not bad, "%s: refused for the wrong reason (message names %s):\n%s" % (what, bad, msg))
+    st.check(len(bad) < 2, "%s: refused as if the pick were ambiguous (message names %s):\n%s" % (what, bad, msg))
     return "refused: %s" % msg.splitlines()[0][:160]
 
 
@@ -171,11 +172,26 @@ def skopeo_oracle(transport, key, override_arch=None, override_variant=None):
         if u.rc == 0:
             root = os.path.join(layout + "-bundle", "rootfs")
         else:
-            st.diag("no oracle for %s: umoci: %s" % (key, u.err.decode(errors="replace")[-300:]))
+            # umoci refuses docker media types that skopeo kept: without
+            # whiteouts, GNU tar -x of the layers in order is as good.
+            img = st.read_image(layout, ref=":latest")
+            if not any(b".wh." in p for i in range(len(img.layers)) for p in st.tar_view(img.layer_stream(i))):
+                root = st.gnu_extract([img.layer_stream(i) for i in range(len(img.layers))], layout + "-gnutar")
+            else:
+                st.diag("no oracle for %s: umoci: %s" % (key, u.err.decode(errors="replace")[-300:]))
     else:
         st.diag("no oracle for %s: skopeo: %s" % (key, r.err.decode(errors="replace")[-300:]))
     _oracles[key] = root
     return root
+
+
+def check_in_deleted(mnt, name):
+    """Once deleted/ exists (a later issue), the deleted or shadowed file must be in it."""
+    d = os.path.join(mnt, "deleted")
+    if not os.path.isdir(d):
+        return
+    found = [p for p in files_in(mnt, "deleted") if p.split("/")[-1] == name or p.endswith("/" + name)]
+    st.check(found, "deleted/ exists but holds no %s: %s" % (name, sorted(files_in(mnt, "deleted"))[:20]))
 
 
 def files_in(mnt, sub="merged"):
@@ -234,7 +250,7 @@ def t_multi_docker(name):
     st.check(len(tags) >= 2, "%s: expected 2+ tags in manifest.json, found %s" % (name, tags))
     notes = [expect_refusal(path, mentions=[t.rsplit(":", 1)[-1] for t in tags], what=name + " without a tag")]
     for t in tags:
-        oracle = skopeo_oracle("docker-archive:%s:%s" % (path, t), "ggcr-%s-%s" % (name, t.rsplit(":", 1)[1]))
+        oracle = skopeo_oracle("docker-archive:%s:%s" % (path, t), "ggcr-%s-%s" % (name, t.rsplit(":", 1)[-1]))
 
         def checks(mnt, oracle=oracle, t=t):
             if oracle:
@@ -261,6 +277,7 @@ def t_whiteout_image():
         s = os.lstat(os.path.join(mnt, "layers", wh[0], ".wh.foo.txt"))
         st.check(st.stat.S_ISREG(s.st_mode) and s.st_size == 0, ".wh.foo.txt must be a regular empty file")
         st.check(st.stat.S_IMODE(s.st_mode) == 0o555, ".wh.foo.txt mode %o, stored as 0555" % st.stat.S_IMODE(s.st_mode))
+        check_in_deleted(mnt, "foo.txt")
     return expect_mount(C("ggcr-mutate/whiteout_image.tar"), checks=checks)
 
 
@@ -270,6 +287,7 @@ def t_overwritten_file():
     def checks(mnt):
         links = [p for p, e in files_in(mnt).items() if e.type == "symlink"]
         st.check(links, "merged/ shows no symlink (the file replaced by a symlink)")
+        check_in_deleted(mnt, "foo.txt")
     return expect_mount(C("ggcr-mutate/overwritten_file.tar"), oracle=oracle, checks=checks)
 
 
@@ -300,11 +318,37 @@ def t_source_image():
 # ggcr-layout
 
 
+def resolved_manifests(path, descs):
+    """Digests of the image manifests that these descriptors lead to (nested indexes followed)."""
+    out = set()
+    for d in descs:
+        blob = os.path.join(path, "blobs", *d["digest"].split(":", 1))
+        if not os.path.exists(blob):
+            out.add(d["digest"])
+            continue
+        with open(blob, "rb") as f:
+            try:
+                j = json.load(f)
+            except ValueError:
+                out.add(d["digest"])
+                continue
+        if isinstance(j, dict) and "manifests" in j:
+            out |= resolved_manifests(path, j["manifests"])
+        else:
+            out.add(d["digest"])
+    return out
+
+
 def t_ggcr_index(d):
     path = C("ggcr-layout", d)
     with open(os.path.join(path, "index.json")) as f:
-        tags = [m["annotations"][st.REF_NAME] for m in json.load(f)["manifests"]]
-    notes = [expect_refusal(path, mentions=tags, what=d + " without a tag")]
+        descs = json.load(f)["manifests"]
+    tags = [m["annotations"][st.REF_NAME] for m in descs]
+    images = resolved_manifests(path, descs)
+    if len(images) > 1:
+        notes = [expect_refusal(path, mentions=tags, what=d + " without a tag")]
+    else:  # every name leads to one and the same image: no real choice to make
+        notes = ["no tag (all names lead to %s): %s" % (sorted(images)[0][:19], expect_either(path))]
     for t in tags:
         if t == "2":   # a docker manifest labelled application/vnd.oci.descriptor.v1+json
             notes.append(":2 " + expect_either(path, ref=":2"))
@@ -316,6 +360,10 @@ def t_ggcr_index(d):
 
 def t_ggcr_single(d):
     path = C("ggcr-layout", d)
+    if d == "test_index_media_type":
+        # Its config is a helm chart config: mounting it (its layer is a tar,
+        # labelled application/tar+gzip) or refusing it as an artifact are both fine.
+        return expect_either(path)
     return expect_mount(path)
 
 
@@ -364,7 +412,7 @@ def t_ci_multiple_images():
     for ref, plat in ((":3.17.5", None), (":3", None), (":1.0.0", None), (":latest", "linux/386"),
                       (":3.16.7", "linux/amd64"), ("@sha256:5b2aba4d3c27bc6493633d0ec446b25c8d0a5c9cfe99894bcdff0aee80813805",
                                                   None)):
-        r = expect_either(path, ref=ref, platform=plat, forbid_in_msg=["3.18.3, ", "3.17.5, ", "1.0.0, "])
+        r = expect_either(path, ref=ref, platform=plat, forbid_in_msg=["3.18.3", "3.17.5", "1.0.0", "3.16.7", "latest"])
         notes.append("%s%s: %s" % (ref, " --platform " + plat if plat else "", r))
     return "\n".join(notes)
 

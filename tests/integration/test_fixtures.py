@@ -70,6 +70,8 @@ def t_image(im):
             with a("layers/%02d vs expectations" % int(n)):
                 root = os.path.join(mnt, "layers", "%02d" % int(n))
                 st.check_expectations(st.snapshot(root), {"entries": block}, root, "layers/%02d" % int(n))
+        with a("stack/NN vs the image cut after layer NN"):
+            check_stack(mnt, im, image, ref_root, a)
         with a("image/config.json and manifest.json"):
             st.check_image_json(mnt, image)
         with a("image/history"):
@@ -83,6 +85,47 @@ def t_image(im):
         clean, extra = st.unmount_was_clean(notes)
         st.check(clean, "`strata umount` was not enough; needed: %s" % extra)
     return a.done()
+
+
+def stack_oracle(im, image, k, ref_root):
+    """The rootfs after layers 0..k: the merged oracle for the top layer, else
+    umoci unpack of the build's TAG-stack-NN (GNU tar of the first layers for
+    tarformats, whose oracle is GNU tar)."""
+    n = im["layers"]
+    if k == n - 1:
+        return ref_root
+    tag = im["oracle_tag"]
+    if im["oracle"] == "gnutar":
+        dest = os.path.join(st.cache_dir(), "gnutar", "%s-stack-%02d" % (tag, k))
+        if not os.path.exists(dest + ".done"):
+            st.shutil.rmtree(dest, ignore_errors=True)
+            st.gnu_extract([image.layer_stream(i) for i in range(k + 1)], dest)
+            open(dest + ".done", "w").close()
+        return dest
+    return st.cached_unpack(ORACLE, "%s-stack-%02d" % (tag, k), "fixtures-%s-stack-%02d" % (tag, k))
+
+
+def check_stack(mnt, im, image, ref_root, a):
+    """stack/NN (when the mount has stack/): the tree as it stood after layer NN."""
+    stack = os.path.join(mnt, "stack")
+    if not os.path.isdir(stack):
+        a.note("no stack/ in this mount yet: not checked")
+        return
+    n = im["layers"]
+    names = sorted(os.listdir(stack))
+    st.check(names == ["%02d" % i for i in range(n)], "stack/ holds %s, expected 00..%02d" % (names, n - 1))
+    if im["oracle"] == "expect" and ref_root is None:
+        ref_root = st.cached_unpack(ORACLE, im["oracle_tag"], "fixtures-" + im["oracle_tag"])
+    out = []
+    for k in range(n):
+        want = stack_oracle(im, image, k, ref_root)
+        # semantics has implied parent directories: their mtime is whatever the
+        # extractor picks (umoci: the time of unpacking), so skip directory mtimes.
+        d = st.compare_trees(st.snapshot(os.path.join(stack, "%02d" % k)), st.snapshot(want),
+                             "stack/%02d" % k, "oracle", dir_mtime=im["oracle"] != "expect")
+        if d:
+            out.append("stack/%02d: %d difference(s):\n    %s" % (k, len(d), "\n    ".join(d[:10])))
+    st.check(not out, "\n  ".join(out))
 
 
 def t_layer_preads():
@@ -174,6 +217,48 @@ def t_ls_cat():
     st.check(not out, "\n".join(out))
 
 
+def t_parallel_reads():
+    """8 threads read every file of merged/ and layers/ at once, in different orders
+    and chunk sizes: the content must not change (the FUSE side is multi-threaded)."""
+    import random
+    import threading
+    root = st.cached_unpack(ORACLE, "multi", "fixtures-multi")
+    want = {p: e.sha256 for p, e in st.snapshot(root).items() if e.type == "file"}
+    out = []
+    for name in ("multi/oci", "multi/oci-zstd", "multi/docker-archive.tar"):
+        with st.mounted(STRATA, os.path.join(FX, name)) as mnt:
+            merged = os.fsencode(os.path.join(mnt, "merged"))
+            errors = []
+
+            def worker(seed):
+                rnd = random.Random(seed)
+                paths = list(want) * 2
+                rnd.shuffle(paths)
+                for p in paths:
+                    try:
+                        h = st.hashlib.sha256()
+                        with open(os.path.join(merged, p), "rb", buffering=0) as f:
+                            while True:
+                                b = f.read(rnd.choice([1, 4095, 65536, 1 << 20]))
+                                if not b:
+                                    break
+                                h.update(b)
+                        if h.hexdigest() != want[p]:
+                            errors.append("%s: content differs" % st.shown(p))
+                    except OSError as e:
+                        errors.append("%s: %s" % (st.shown(p), e))
+                        if e.errno in (103, 107):
+                            return
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                out.append("%s: %d error(s): %s" % (name, len(errors), errors[:5]))
+    st.check(not out, "\n".join(out))
+
+
 def t_remount_same_point():
     """Mount, unmount, mount again: both mounts work (no stale state)."""
     path = os.path.join(FX, "multi/oci")
@@ -190,5 +275,6 @@ for rf in FIXTURES["refusals"]:
     suite.run("refuse: %s" % rf["name"], t_refusal, rf, timeout=60)
 suite.run("index without --platform", t_index_without_platform, timeout=60)
 suite.run("strata ls / cat", t_ls_cat, timeout=180)
+suite.run("parallel reads (8 threads)", t_parallel_reads, timeout=240)
 suite.run("mount twice", t_remount_same_point, timeout=60)
 suite.finish()

@@ -219,6 +219,113 @@ def t_no_strata_means_skip():
     st.check(not bad, "\n".join(bad))
 
 
+# --------------------------------------------------------------------------
+# Unmount safety, with fake/fake-strata (skopeo + umoci + a FUSE passthrough)
+# standing in for strata and FAKEFS_HANG making one file's reads hang forever.
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE = os.path.join(HERE, "fake", "fake-strata")
+
+
+def fake_env():
+    """Compile fakefs.c into the cache; return the env for a fake-strata run, or a SKIP reason."""
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        return "SKIP no /dev/fuse or fusermount3"
+    if shutil.which("cc") is None or shutil.which("pkg-config") is None:
+        return "SKIP no C compiler or pkg-config to build fake/fakefs.c"
+    exe = os.path.join(st.cache_dir(), "fake-strata-fs")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], capture_output=True, text=True)
+    if flags.returncode:
+        return "SKIP fuse3 development files missing"
+    r = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "fake", "fakefs.c")] + flags.stdout.split(),
+                       capture_output=True, text=True)
+    st.check(r.returncode == 0, "cannot build fakefs.c: %s" % r.stderr)
+    env = dict(os.environ)
+    env.update(STRATA=FAKE, FAKE_STRATA_FS=exe, FAKEFS_HANG="app/settings.txt",
+               STRATA_ITEST_CACHE=st.cache_dir())
+    return env
+
+
+CHILD = r"""
+import os, sys, time
+sys.path.insert(0, %(here)r)
+import strata_test as st
+STRATA = os.environ["STRATA"]
+img = %(img)r
+suite = st.Suite("child")
+
+def hang():
+    with st.mounted(STRATA, img) as mnt:
+        print("MOUNTED " + mnt, flush=True)
+        open(os.path.join(mnt, "merged", "app", "settings.txt")).read()   # never returns
+
+def fine():
+    with st.mounted(STRATA, img) as mnt:
+        print("MOUNTED " + mnt, flush=True)
+        st.check(os.listdir(os.path.join(mnt, "merged")), "empty merged/")
+
+suite.run("hung read", hang, timeout=%(timeout)d)
+suite.run("next test still runs", fine, timeout=60)
+suite.finish()
+"""
+
+
+def run_child(env, timeout, term_after=None):
+    script = os.path.join(TMP, "child.py")
+    with open(script, "w") as f:
+        f.write(CHILD % {"here": HERE, "img": os.path.join(FX, "multi", "oci"), "timeout": timeout})
+    p = subprocess.Popen([sys.executable, script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, preexec_fn=st._child_setup)
+    out = []
+    if term_after is not None:
+        for line in p.stdout:
+            out.append(line)
+            if line.startswith("MOUNTED "):
+                import time
+                time.sleep(term_after)
+                p.terminate()
+                break
+    try:
+        rest, _ = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rest, _ = p.communicate()
+        st.fail("the child hung although a hung mount must be undone:\n" + "".join(out) + rest)
+    out.append(rest)
+    # Only the child's own mounts (other tests may be mounting at the same time).
+    mine = {l.split(" ", 1)[1].strip() for l in "".join(out).splitlines() if l.startswith("MOUNTED ")}
+    leftover = {m for m in mine if st.is_mounted(m)}
+    for m in leftover:  # clean up after a failure here
+        subprocess.run(["fusermount3", "-uz", m])
+    return p.returncode, "".join(out), leftover
+
+
+def t_watchdog_unsticks_a_hung_read():
+    env = fake_env()
+    if isinstance(env, str):
+        return env
+    rc, out, leftover = run_child(env, timeout=8)
+    st.check(not leftover, "mounts left behind: %s\n%s" % (leftover, out))
+    st.check(rc == 1, "child exit %s, expected 1 (one failure):\n%s" % (rc, out))
+    st.check("not ok 1 - hung read" in out and "timed out" in out, "no timeout reported:\n" + out)
+    st.check("ok 2 - next test still runs" in out, "the next test did not run or failed:\n" + out)
+
+
+def t_sigterm_unmounts_a_hung_mount():
+    env = fake_env()
+    if isinstance(env, str):
+        return env
+    import time
+    t0 = time.time()
+    rc, out, leftover = run_child(env, timeout=100, term_after=1)
+    elapsed = time.time() - t0
+    st.check("MOUNTED " in out, "the child never mounted:\n" + out)
+    st.check(not leftover, "mounts left behind after SIGTERM: %s\n%s" % (leftover, out))
+    st.check(rc not in (0, st.SKIP), "child exit %s after SIGTERM:\n%s" % (rc, out))
+    st.check("ok 2 -" not in out, "the child went on after SIGTERM:\n" + out)
+    st.check(elapsed < 30, "the child took %.0fs to stop after SIGTERM:\n%s" % (elapsed, out))
+
+
 suite.run("fixture images built", t_fixtures_built, timeout=300)
 suite.run("comparator: a tree equals itself", t_compare_self, timeout=120)
 suite.run("comparator: every planted difference is found", t_compare_altered, timeout=120)
@@ -229,5 +336,7 @@ suite.run("expectations hold for umoci extractions", t_expectations_hold_for_umo
 suite.run("image reader: same diff_ids in every format", t_reader_same_diff_ids_everywhere, timeout=120)
 suite.run("pread_check finds a changed byte", t_pread_check, timeout=60)
 suite.run("scripts skip (77) without STRATA", t_no_strata_means_skip, timeout=200)
+suite.run("a hung FUSE read: the watchdog unmounts, the next test runs", t_watchdog_unsticks_a_hung_read, timeout=180)
+suite.run("SIGTERM (meson's timeout) during a hung read unmounts", t_sigterm_unmounts_a_hung_mount, timeout=180)
 shutil.rmtree(TMP, ignore_errors=True)
 suite.finish()

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -87,7 +88,15 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
 
 static int ff_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)path;
+	/* FAKEFS_HANG=SUFFIX: reads of files whose path ends so never return
+	 * (to test that the harness still unmounts a hung mount). */
+	const char *hang = getenv("FAKEFS_HANG");
+	if (hang && *hang) {
+		size_t lp = strlen(path), lh = strlen(hang);
+		if (lp >= lh && !strcmp(path + lp - lh, hang))
+			for (;;)
+				pause();
+	}
 	ssize_t n = pread(fi->fh, buf, size, off);
 	return n < 0 ? -errno : (int)n;
 }
