@@ -178,16 +178,23 @@ static bool rule_applies(struct scan_scanner *s, const struct scan_rule *r, cons
 	return true;
 }
 
+/*
+ * As trivy does: an allow rule drops a match when each condition it has holds,
+ * its path regex on the file's path and its regex on the secret (the secret
+ * group, or the whole match for rules without one). The text around the
+ * secret is not tested: "password" next to a secret must not excuse it.
+ */
 static bool allowed_by(struct scan_scanner *s, const struct scan_allow *a, size_t n,
-                       const char *path, const char *secret, size_t slen, const char *match,
-                       size_t mlen)
+                       const char *path, const char *secret, size_t slen)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (a[i].regex && (re_matches(s, a[i].regex, secret, slen) ||
-		                   re_matches(s, a[i].regex, match, mlen)))
-			return true;
-		if (a[i].path && a[i].regex && re_matches(s, a[i].path, path, strlen(path)))
-			return true;
+		if (!a[i].path && !a[i].regex)
+			continue;
+		if (a[i].path && !re_matches(s, a[i].path, path, strlen(path)))
+			continue;
+		if (a[i].regex && !re_matches(s, a[i].regex, secret, slen))
+			continue;
+		return true;
 	}
 	return false;
 }
@@ -527,9 +534,10 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 		s->st.findings_dropped++;
 		return;
 	}
-	if (allowed_by(s, r->allow, r->nallow, b->path, secret, slen, match, me - ms) ||
-	    allowed_by(s, s->rules->allow, s->rules->nallow, b->path, secret, slen, match, me - ms))
+	if (allowed_by(s, r->allow, r->nallow, b->path, secret, slen) ||
+	    allowed_by(s, s->rules->allow, s->rules->nallow, b->path, secret, slen))
 		return;
+
 	if (r->entropy > 0 && scan_entropy(secret, slen) < r->entropy)
 		return;
 	if (seen_before(b, ri, ss, slen))
