@@ -133,8 +133,85 @@ static int replace(const char **slot, const char *val)
 	return 0;
 }
 
+/* Which of two findings of one secret to keep: surer, then more specific, then graver. */
+static bool better(const struct scan_finding *a, const struct scan_finding *b)
+{
+	bool ag = a->category && !strcmp(a->category, "Generic");
+	bool bg = b->category && !strcmp(b->category, "Generic");
+
+	if (a->confidence != b->confidence)
+		return a->confidence > b->confidence;
+	if (ag != bg)
+		return !ag;
+	if (a->severity != b->severity)
+		return a->severity > b->severity;
+	return cmpstr(a->rule_id, b->rule_id) < 0;
+}
+
+/*
+ * Several rules often match one secret (an npm token is both an npm token
+ * and an .npmrc _authToken). Findings of one file whose secrets overlap are
+ * one finding: the best is kept, and its why names the other rules. Needs
+ * the findings sorted (layer, path, offset).
+ */
+static int merge_overlaps(struct scan_results *r)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < r->findings.n;) {
+		struct scan_finding *best = r->findings.v[i];
+		uint64_t end = best->offset + best->secret_len;
+		size_t j = i + 1;
+		char *also = NULL;
+
+		for (; j < r->findings.n; j++) {
+			struct scan_finding *f = r->findings.v[j];
+
+			if (f->layer != best->layer || cmpstr(f->path, best->path) ||
+			    f->offset >= end)
+				break;
+			if (f->offset + f->secret_len > end)
+				end = f->offset + f->secret_len;
+			if (better(f, best)) {
+				struct scan_finding *t = best;
+
+				best = f;
+				f = t;
+			}
+			char *s;
+			if (asprintf(&s, "%s%s%s", also ? also : "", also ? ", " : "", f->rule_id) <
+			    0) {
+				free(also);
+				return -ENOMEM;
+			}
+			free(also);
+			also = s;
+		}
+		if (also) {
+			char *why;
+
+			if (asprintf(&why, "%s%salso matched by %s", best->why,
+			             best->why[0] ? "; " : "", also) < 0) {
+				free(also);
+				return -ENOMEM;
+			}
+			free((char *)best->why);
+			best->why = why;
+			free(also);
+		}
+		for (size_t k = i; k < j; k++)
+			if (r->findings.v[k] != best)
+				scan_finding_free(r->findings.v[k]);
+		r->findings.v[kept++] = best;
+		i = j;
+	}
+	r->findings.n = kept;
+	return 0;
+}
+
 int scan_results_finish(struct scan_results *r)
 {
+
 	int rc = 0;
 
 	/* Certificates in a stable order, so the one named is the same each run. */
@@ -181,6 +258,8 @@ int scan_results_finish(struct scan_results *r)
 		}
 		r->findings.n = kept;
 	}
+	if (rc == 0)
+		rc = merge_overlaps(r);
 	return rc;
 }
 

@@ -296,8 +296,52 @@ static void test_vendor(void)
 	      "placeholder values");
 }
 
+/* Two rules matching one secret make one finding: the surer, more specific one. */
+static void test_overlap_merge(void)
+{
+	struct scan_results *r;
+	struct scan_finding generic = {.rule_id = "generic-env-assignment",
+	                               .category = "Generic",
+	                               .severity = SCAN_SEV_MEDIUM,
+	                               .confidence = SCAN_CONF_LIKELY,
+	                               .path = "app/.env",
+	                               .visibility = "live",
+	                               .layer = 1,
+	                               .offset = 10,
+	                               .secret = "npm_0123456789abcdefghij",
+	                               .secret_len = 24,
+	                               .redacted = "npm_…(24)",
+	                               .why = "",
+	                               .context = "",
+	                               .fingerprint = "00"};
+	struct scan_finding vendor = generic, other = generic;
+	const struct scan_finding *f;
+
+	vendor.rule_id = "npm-access-token";
+	vendor.category = "Registry";
+	vendor.confidence = SCAN_CONF_CONFIRMED;
+	vendor.offset = 14; /* inside the generic one's secret */
+	vendor.secret_len = 20;
+	other.path = "app/other.env"; /* same secret, another file: stays */
+	scan_results_new(&r);
+	scan_results_add(&generic, r);
+	scan_results_add(&vendor, r);
+	scan_results_add(&other, r);
+	scan_results_finish(r);
+	CHECK(scan_results_count(r) == 2, "overlapping findings of one file merge (got %zu)",
+	      scan_results_count(r));
+	f = scan_results_get(r, 0);
+	CHECK(f && !strcmp(f->rule_id, "npm-access-token") &&
+	          strstr(f->why, "generic-env-assignment"),
+	      "the confirmed vendor rule is kept and names the other: %s / %s",
+	      f ? f->rule_id : "-", f ? f->why : "-");
+	scan_results_free(r);
+}
+
 int main(int argc, char **argv)
 {
+	test_overlap_merge();
+
 	rules = load_rules(argc > 1 ? argv[1] : MINI_RULES);
 	CHECK(rules != NULL, "rules load");
 	if (!rules)
