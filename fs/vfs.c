@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "vfs_int.h"
 
 enum virt {
@@ -288,7 +289,31 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return (void)fuse_reply_err(req, EINVAL);
 	l = image_layer(v->img, a.data_layer);
 	e = layer_entry(l, a.data_entry);
-	fuse_reply_readlink(req, layer_str(l, e->link));
+	const char *target = layer_str(l, e->link);
+	if (v->contain_symlinks && target[0] == '/') {
+		/*
+		 * The kernel would resolve "/etc/x" against the host: present it as
+		 * a path relative to the view's root, "../../etc/x" from two levels
+		 * down, so that following it stays inside the image.
+		 */
+		struct buf rel = BUF_INIT;
+		int r = 0;
+
+		for (uint32_t n = tree_parent(t, ino_node(ino)); r == 0 && n != 0;
+		     n = tree_parent(t, n))
+			r = buf_append_str(&rel, "../");
+		while (*target == '/')
+			target++;
+		if (r == 0)
+			r = buf_append_str(&rel, *target ? target : ".");
+		if (r < 0)
+			fuse_reply_err(req, ENOMEM);
+		else
+			fuse_reply_readlink(req, rel.data);
+		buf_release(&rel);
+		return;
+	}
+	fuse_reply_readlink(req, target);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -479,7 +504,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return (void)fuse_reply_err(req, ENOMEM);
 	n = tree_read(t, ino_node(ino), buf, size, (uint64_t)off, NULL);
 	scan = n > 0 && vsec_track_read((void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n,
-	                                 &scan_layer, &scan_entry);
+	                                &scan_layer, &scan_entry);
 	if (n < 0)
 		fuse_reply_err(req, n == -EISDIR ? EISDIR : EIO);
 	else
@@ -488,7 +513,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* after the reply, so the reader does not wait for the scan */
 	if (scan)
 		vsec_scan(v, scan_layer, scan_entry);
-
 }
 
 /* The image's own xattrs of the version a node shows; without user.* ones if told. */
@@ -658,6 +682,8 @@ int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *
 	                .nlayers = image_layer_count(img),
 	                .mount_time = time(NULL),
 	                .show_secrets = opts->show_secrets,
+	                .contain_symlinks = opts->contain_symlinks,
+
 	                .sec_lock = PTHREAD_MUTEX_INITIALIZER,
 	                .dir_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);

@@ -24,6 +24,8 @@ struct vfs_opts {
 	const char *fuse_opts; /* extra -o options, passed through ("allow_other,...") */
 	unsigned max_threads;  /* FUSE worker threads, 0 = libfuse's default */
 	int show_secrets;      /* .secrets shows secrets in clear (-o show_secrets) */
+	int contain_symlinks;  /* absolute symlink targets made relative (-o contain_symlinks) */
+
 };
 
 /*

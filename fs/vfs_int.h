@@ -26,6 +26,8 @@ struct vfs {
 	uint32_t nlayers;
 	time_t mount_time;
 	int show_secrets;
+	int contain_symlinks; /* absolute symlink targets shown relative to the view root */
+
 
 	pthread_mutex_t sec_lock; /* guards sec */
 	struct secrets *sec;      /* made on first use: mounting scans nothing */

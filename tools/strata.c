@@ -46,6 +46,8 @@ static const char usage_mount[] =
     "  -f               stay in the foreground\n"
     "  -d               FUSE debug output (implies -f)\n"
     "  -o OPTS          mount options: show_secrets (.secrets shows secrets in clear),\n"
+    "                   contain_symlinks (absolute symlink targets shown relative to\n"
+    "                   the view root, so following them stays in the image),\n"
     "                   and FUSE ones, e.g. -o allow_other\n"
     "  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
     "  --no-verify      warn instead of failing on a layer digest mismatch\n"
@@ -70,6 +72,11 @@ static void take_mount_options(struct vfs_opts *vo, const char *opts)
 			vo->show_secrets = 1;
 			continue;
 		}
+		if (!strcmp(o, "contain_symlinks")) {
+			vo->contain_symlinks = 1;
+			continue;
+		}
+
 		if (strlen(fuse) + strlen(o) + 2 < sizeof(fuse)) {
 			if (fuse[0])
 				strcat(fuse, ",");
