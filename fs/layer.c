@@ -463,8 +463,12 @@ int layer_index(struct blob *b, const char *name, const struct layer_limits *lim
 
 	l = NULL;
 out:
-	if (l && c.stream && r < 0 && err && !err->msg[0])
-		err_set(err, r, "%s: indexing failed", name);
+	/* every message names the layer, also those the blob and libarchive wrote */
+	if (r < 0 && err && !err->msg[0])
+		err_set(err, r, "%s: indexing failed: %s", name, strerror(-r));
+	else if (r < 0 && err && strncmp(err->msg, name, strlen(name)))
+		err_prefix(err, r, "%s: ", name);
+
 	blob_stream_free(c.stream);
 	buf_release(&c.clean);
 	layer_free(l);

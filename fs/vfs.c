@@ -12,6 +12,7 @@
 #include "vfs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 
 #include <stdio.h>
@@ -433,8 +434,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t len;
 		const char *n = tree_name(t, first + i, &len);
 
-		if (len >= sizeof(name))
-			continue; /* no system call could name it anyway */
+		/*
+		 * Longer names cannot be looked up (NAME_MAX), and one over the
+		 * kernel's FUSE limit would fail the whole listing: leave them out.
+		 */
+		if (len > NAME_MAX)
+			continue;
+
 		memcpy(name, n, len);
 		name[len] = '\0';
 		tree_to_stat(t, view, first + i, &st);

@@ -32,10 +32,42 @@ const struct option common_options[] = {
     {"layer", required_argument, NULL, OPT_LAYER},
     {"no-cache", no_argument, NULL, OPT_NO_CACHE},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"max-layer-size", required_argument, NULL, OPT_MAX_LAYER_SIZE},
+    {"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
+    {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
     {"help", no_argument, NULL, 'h'},
     {"quiet", no_argument, NULL, 'q'},
     {0, 0, 0, 0},
 };
+
+struct option *cli_options(const struct option *extra)
+{
+	size_t n = 0, m = 0;
+	struct option *all;
+
+	while (common_options[n].name)
+		n++;
+	while (extra && extra[m].name)
+		m++;
+	all = calloc(n + m + 1, sizeof(*all));
+	if (!all) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		exit(EXIT_USAGE);
+	}
+	memcpy(all, extra, m * sizeof(*all));
+	memcpy(all + m, common_options, n * sizeof(*all));
+	return all;
+}
+
+static uint64_t number(const char *s, const char *what, const char *usage)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (!*s || *end || v == 0)
+		usage_error(usage, what, s);
+	return v;
+}
 
 /* Handles one option common to all commands; returns 0 if it was not one. */
 int common_option(struct common *c, int opt, const char *usage)
@@ -54,6 +86,16 @@ int common_option(struct common *c, int opt, const char *usage)
 		return 1;
 	case OPT_CACHE_DIR:
 		c->cache_dir = optarg;
+		return 1;
+	case OPT_MAX_LAYER_SIZE:
+		c->max_layer_size =
+		    number(optarg, "--max-layer-size wants a byte count, not '%s'", usage);
+		return 1;
+	case OPT_MAX_RATIO:
+		c->max_ratio = number(optarg, "--max-ratio wants a number, not '%s'", usage);
+		return 1;
+	case OPT_MAX_ENTRIES:
+		c->max_entries = number(optarg, "--max-entries wants a number, not '%s'", usage);
 		return 1;
 	case OPT_LAYER:
 		c->layer = strtol(optarg, &end, 10);
@@ -86,6 +128,13 @@ struct image *open_image(const char *arg, struct common *c)
 	c->image.no_verify = c->no_verify;
 	c->image.no_cache = c->no_cache;
 	c->image.cache_dir = c->cache_dir;
+	if (c->max_layer_size)
+		c->image.blob.max_output = c->max_layer_size;
+	if (c->max_ratio)
+		c->image.blob.max_expansion = c->max_ratio;
+	if (c->max_entries)
+		c->image.layer.max_entries =
+		    c->max_entries > UINT32_MAX ? UINT32_MAX : (uint32_t)c->max_entries;
 
 	if (image_open(path, &c->image, &img, &e) < 0)
 		die_err(&e);

@@ -51,7 +51,11 @@ static const char usage_mount[] =
     "                   and FUSE ones, e.g. -o allow_other\n"
     "  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
     "  --no-verify      warn instead of failing on a layer digest mismatch\n"
+    "  --max-layer-size BYTES, --max-ratio N, --max-entries N\n"
+    "                   bounds on one layer: decompressed size (default 256 GiB),\n"
+    "                   decompressed/stored ratio (default 2000), entries (default 4Mi)\n"
     "  -q, --quiet      no warnings\n"
+
     "\n"
     "example:\n"
     "  strata mount app.tar /mnt/img && ls /mnt/img/merged && strata umount /mnt/img\n";
