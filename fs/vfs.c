@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 
 #include <stdio.h>
@@ -681,9 +682,72 @@ static const struct fuse_lowlevel_ops ops = {
     .statfs = op_statfs,
 };
 
+/*
+ * SIGINT, SIGTERM and SIGHUP unmount. libfuse's own handlers only flag the
+ * session, and the worker threads of the multi-threaded loop stay blocked
+ * reading /dev/fuse until another request comes. So the signals are blocked
+ * in every thread and one thread waits for them: it ends the session and
+ * unmounts, which wakes the workers.
+ */
+struct signal_watch {
+	struct fuse_session *se;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	sigset_t set;
+	int started;
+	int unmounted;
+};
+
+static void unmount_once(struct signal_watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->unmounted && w->se) {
+		w->unmounted = 1;
+		fuse_session_unmount(w->se);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *signal_thread(void *arg)
+{
+	struct signal_watch *w = arg;
+	int sig;
+
+	if (sigwait(&w->set, &sig) == 0) {
+		fuse_session_exit(w->se);
+		unmount_once(w);
+	}
+	return NULL;
+}
+
+static int start_signal_watch(struct signal_watch *w)
+{
+	sigemptyset(&w->set);
+	sigaddset(&w->set, SIGINT);
+	sigaddset(&w->set, SIGTERM);
+	sigaddset(&w->set, SIGHUP);
+	/* blocked here, so in every thread made from now on, the loop's workers too */
+	if (pthread_sigmask(SIG_BLOCK, &w->set, NULL) != 0 ||
+	    pthread_create(&w->thread, NULL, signal_thread, w) != 0)
+		return -1;
+	w->started = 1;
+	return 0;
+}
+
+static void stop_signal_watch(struct signal_watch *w)
+{
+	if (!w->started)
+		return;
+	pthread_cancel(w->thread); /* sigwait is a cancellation point */
+	pthread_join(w->thread, NULL);
+	w->started = 0;
+}
+
 int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *opts,
               struct err *err)
 {
+	struct signal_watch watch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 	struct vfs v = {.img = img,
 	                .nlayers = image_layer_count(img),
 	                .mount_time = time(NULL),
@@ -723,28 +787,33 @@ int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *
 		r = err_set(err, -EINVAL, "cannot start a FUSE session (bad -o options? %s)", o);
 		goto out;
 	}
-	if (fuse_set_signal_handlers(se) < 0) {
-		r = err_set(err, -EIO, "cannot install signal handlers");
-		goto out;
-	}
+	watch.se = se;
 	if (fuse_session_mount(se, mountpoint) < 0) {
 		r = err_set(err, -EIO, "cannot mount on %s (does it exist? is /dev/fuse there?)",
 		            mountpoint);
-		goto out_signals;
+		watch.unmounted = 1; /* nothing was mounted */
+		goto out;
 	}
+
 	if (fuse_daemonize(opts->foreground) < 0) {
 		r = err_set(err, -EIO, "cannot daemonize");
-		goto out_unmount;
+		unmount_once(&watch);
+		goto out;
 	}
 	if (opts->max_threads)
 		cfg.max_idle_threads = opts->max_threads;
+	/* after the fork of fuse_daemonize: threads do not survive it */
+	if (start_signal_watch(&watch) < 0) {
+		r = err_set(err, -EIO, "cannot start the signal thread");
+		unmount_once(&watch);
+		goto out;
+	}
 	if (fuse_session_loop_mt(se, &cfg) < 0)
 		r = err_set(err, -EIO, "the FUSE session failed");
-out_unmount:
-	fuse_session_unmount(se);
-out_signals:
-	fuse_remove_signal_handlers(se);
+	stop_signal_watch(&watch);
+	unmount_once(&watch);
 out:
+
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
