@@ -36,6 +36,7 @@ enum virt {
 	V_CONFIG,
 	V_HISTORY,
 	V_DELETED_TSV,
+	V_STATUS,
 	V_COUNT,
 };
 
@@ -52,6 +53,7 @@ static const struct {
     [V_CONFIG] = {"config.json", V_IMAGE, 0},
     [V_HISTORY] = {"history", V_IMAGE, 0},
     [V_DELETED_TSV] = {"deleted.tsv", V_IMAGE, 0},
+    [V_STATUS] = {"status", V_IMAGE, 0},
 };
 
 #define VIEW_MERGED  1u
@@ -107,7 +109,10 @@ static const char *virt_data(struct vfs *v, enum virt n, size_t *ret_len)
 		return si->config;
 	case V_HISTORY:
 		return image_history(v->img, ret_len);
+	case V_STATUS:
+		return image_status(v->img, ret_len);
 	case V_DELETED_TSV: {
+
 		const char *text;
 
 		if (image_deleted_tsv(v->img, &text, ret_len, NULL) < 0)
