@@ -325,11 +325,21 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (ino_view(ino) != VIEW_SECRETS) {
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
-	}
+	if (ino_view(ino) == VIEW_SECRETS)
+		return vsec_opendir(req, vfs_of(req), ino_node(ino), fi);
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* lookups in a directory must not wait for a long readdir (.secrets/status) */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
 int vfs_add_dirent(fuse_req_t req, char *buf, size_t size, size_t *pos, const char *name,
@@ -674,7 +684,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 }
 
 static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
     .lookup = op_lookup,
+
     .getattr = op_getattr,
     .readlink = op_readlink,
     .opendir = op_opendir,
