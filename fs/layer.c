@@ -577,7 +577,7 @@ struct layer_header {
 };
 
 #define LAYER_MAGIC   "STRLAYR\0"
-#define LAYER_VERSION 2 /* bump whenever indexing gives other entries or warnings */
+#define LAYER_VERSION 3 /* bump whenever indexing gives other entries or warnings */
 
 static size_t pad8(size_t n)
 {
@@ -623,10 +623,22 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	uint32_t count;
 	size_t p;
 
+	int64_t stream = blob_size(l->blob);
+
 	if (e->type > LAYER_FIFO || e->path >= l->strs_len ||
 	    (e->link != LAYER_NONE && e->link >= l->strs_len) ||
 	    e->name > strlen(l->strs + e->path))
 		return 0;
+	/* what readers rely on without checking: links have targets, the mode says
+	 * the type, only files have bytes, and the bytes lie inside the stream */
+	if ((e->type == LAYER_SYMLINK || e->type == LAYER_HARDLINK) != (e->link != LAYER_NONE))
+		return 0;
+	if ((e->mode & S_IFMT) != type_bits[e->type] || (e->type != LAYER_REG && e->size))
+		return 0;
+	if (stream >= 0 &&
+	    (e->data_off > (uint64_t)stream || e->size > (uint64_t)stream - e->data_off))
+		return 0;
+
 	if (e->xattrs == LAYER_NONE)
 		return 1;
 	if ((size_t)e->xattrs + 4 > l->xat_len)

@@ -530,13 +530,14 @@ static int find_candidates(struct source *s, struct err *err)
 			s->kind = "docker-archive";
 			return docker_candidates(s, err);
 		}
+		int is_null = json_is_null(m);
+
 		json_decref(m);
 		if (!find_member(s, "index.json"))
 			return err_set(err, -EINVAL,
 			               "%s: manifest.json holds no image (%s); "
 			               "pre-1.10 docker save archives are not supported",
-			               s->path,
-			               json_is_null(m) ? "it is null" : "empty or not a list");
+			               s->path, is_null ? "it is null" : "empty or not a list");
 	}
 	if ((r = load_json(s, "index.json", &index, NULL, NULL, err)) < 0) {
 		if (r == -ENOENT)
