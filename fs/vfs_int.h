@@ -61,9 +61,10 @@ void vsec_free(struct vfs *v);
 void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size);
 /*
  * Records that [off, off + len) was read; returns 1 and the entry to scan
- * once the whole file has been. Call it before replying (the reply lets the
- * kernel release the handle) and vsec_scan() after.
+ * once the whole file has been, for vsec_scan(). Call both before replying:
+ * the reply lets the kernel release the handle.
  */
+
 int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer,
                     uint32_t *ret_entry);
 void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry);
