@@ -25,6 +25,7 @@
 #include <sys/sysmacros.h>
 
 #include "buf.h"
+#include "strlist.h"
 
 /* Warnings beyond this many are counted, not kept. */
 #define LAYER_MAX_WARNINGS 64
@@ -44,9 +45,7 @@ struct layer {
 	struct buf entries; /* struct layer_entry[] */
 	struct buf pool;    /* paths and link targets, NUL-terminated */
 	struct buf xattrs;  /* per entry: u32 count, then (u32 nlen, name, NUL, u32 vlen, value) */
-	char **warnings;
-	uint32_t nwarnings;
-	uint32_t dropped_warnings;
+	struct strlist warnings;
 };
 
 struct index_ctx {
@@ -69,33 +68,7 @@ void layer_limits_default(struct layer_limits *l)
 	l->max_pool = 3ull << 30;
 }
 
-static void add_warning(struct layer *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void add_warning(struct layer *l, const char *fmt, ...)
-{
-	char **w;
-	char *s;
-	va_list ap;
-
-	if (l->nwarnings >= LAYER_MAX_WARNINGS) {
-		l->dropped_warnings++;
-		return;
-	}
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		return;
-	w = realloc(l->warnings, (l->nwarnings + 1) * sizeof(*w));
-	if (!w) {
-		free(s);
-		return;
-	}
-	l->warnings = w;
-	l->warnings[l->nwarnings++] = s;
-}
+#define add_warning(l, ...) strlist_addf(&(l)->warnings, LAYER_MAX_WARNINGS, __VA_ARGS__)
 
 /*
  * Cleans a tar path into out: components split on '/', empty and "." ones
@@ -486,9 +459,7 @@ void layer_free(struct layer *l)
 	buf_release(&l->entries);
 	buf_release(&l->pool);
 	buf_release(&l->xattrs);
-	for (uint32_t i = 0; i < l->nwarnings; i++)
-		free(l->warnings[i]);
-	free(l->warnings);
+	strlist_release(&l->warnings);
 	free(l);
 }
 
@@ -552,12 +523,12 @@ ssize_t layer_read(const struct layer *l, const struct layer_entry *e, void *buf
 
 uint32_t layer_warning_count(const struct layer *l)
 {
-	return l->nwarnings;
+	return l->warnings.n;
 }
 
 const char *layer_warning(const struct layer *l, uint32_t i)
 {
-	return l->warnings[i];
+	return l->warnings.v[i];
 }
 
 /*
@@ -589,7 +560,7 @@ int layer_export(const struct layer *l, struct buf *out)
 	struct layer_header h = {.version = LAYER_VERSION,
 	                         .entry_size = sizeof(struct layer_entry),
 	                         .nentries = l->nents,
-	                         .nwarnings = l->nwarnings,
+	                         .nwarnings = l->warnings.n,
 	                         .strs_len = l->strs_len,
 	                         .xat_len = l->xat_len};
 	static const char zeros[8];
@@ -597,8 +568,8 @@ int layer_export(const struct layer *l, struct buf *out)
 	int r;
 
 	memcpy(h.magic, LAYER_MAGIC, 8);
-	for (uint32_t i = 0; i < l->nwarnings; i++)
-		h.warn_len += strlen(l->warnings[i]) + 1;
+	for (uint32_t i = 0; i < l->warnings.n; i++)
+		h.warn_len += strlen(l->warnings.v[i]) + 1;
 	if ((r = buf_append(out, &h, sizeof(h))) < 0 ||
 	    (r = buf_append(out, l->ents, (size_t)l->nents * sizeof(*l->ents))) < 0 ||
 	    (r = buf_append(out, l->strs, l->strs_len)) < 0 ||
@@ -606,8 +577,8 @@ int layer_export(const struct layer *l, struct buf *out)
 	    (r = buf_append(out, l->xat, l->xat_len)) < 0 ||
 	    (r = buf_append(out, zeros, pad8(l->xat_len) - l->xat_len)) < 0)
 		goto fail;
-	for (uint32_t i = 0; i < l->nwarnings; i++)
-		if ((r = buf_append(out, l->warnings[i], strlen(l->warnings[i]) + 1)) < 0)
+	for (uint32_t i = 0; i < l->warnings.n; i++)
+		if ((r = buf_append(out, l->warnings.v[i], strlen(l->warnings.v[i]) + 1)) < 0)
 			goto fail;
 	if ((r = buf_append(out, zeros, pad8(h.warn_len) - h.warn_len)) < 0)
 		goto fail;
@@ -705,7 +676,7 @@ int layer_import(struct blob *b, const void *data, size_t len, struct layer **re
 		if (!entry_valid(l, &l->ents[i]))
 			goto bad;
 	for (const char *w = p + off, *end = w + h.warn_len;
-	     w < end && l->nwarnings < h.nwarnings;) {
+	     w < end && l->warnings.n < h.nwarnings;) {
 		const char *nul = memchr(w, '\0', (size_t)(end - w));
 
 		if (!nul)

@@ -20,6 +20,7 @@
 #include <sys/sysmacros.h>
 
 #include "buf.h"
+#include "strlist.h"
 
 #define TREE_MAX_WARNINGS 64
 
@@ -57,8 +58,7 @@ struct tree {
 	struct tree_hidden *shown_hidden; /* deleted view: the versions it shows */
 	char **names; /* deleted view: names made up for older versions ("x;L02") */
 	uint32_t nnames;
-	char **warnings;
-	uint32_t nwarnings;
+	struct strlist warnings;
 };
 
 /* Build-time node. */
@@ -86,29 +86,7 @@ struct builder {
 	int record_hidden;
 };
 
-static void tree_warn(struct tree *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void tree_warn(struct tree *t, const char *fmt, ...)
-{
-	char **w, *s;
-	va_list ap;
-
-	if (t->nwarnings >= TREE_MAX_WARNINGS)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		return;
-	w = realloc(t->warnings, (t->nwarnings + 1) * sizeof(*w));
-	if (!w) {
-		free(s);
-		return;
-	}
-	t->warnings = w;
-	w[t->nwarnings++] = s;
-}
+#define tree_warn(t, ...) strlist_addf(&(t)->warnings, TREE_MAX_WARNINGS, __VA_ARGS__)
 
 static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
 {
@@ -654,9 +632,8 @@ static void hidden_link_data(const struct layer *l, const struct layer_entry *e,
  * "NAME;LNN.2", ... With want_dir, an existing directory of that name is
  * taken as it is. Sets *ret_node to the existing directory or TREE_NONE.
  */
-static int older_name(struct builder *b, uint32_t dir, const char *name, size_t len,
-                      uint32_t layer, int want_dir, const char **ret_name, size_t *ret_len,
-                      uint32_t *ret_node)
+static int older_name(struct builder *b, uint32_t dir, const char *name, size_t len, uint32_t layer,
+                      int want_dir, const char **ret_name, size_t *ret_len, uint32_t *ret_node)
 {
 	for (unsigned k = 1;; k++) {
 		const char *kept;
@@ -711,7 +688,8 @@ static int place_hidden(struct builder *b, const struct tree_hidden *h, uint32_t
 	len = strlen(base);
 	c = child(b, dir, base, len);
 	if (c != TREE_NONE && is_dir && b->n[c].dir) {
-		/* versions of one directory merge: the newest shows, or this one if it was implied */
+		/* versions of one directory merge: the newest shows, or this one if it was implied
+		 */
 		if (b->n[c].entry == TREE_NONE) {
 			b->n[c].layer = b->n[c].data_layer = h->layer;
 			b->n[c].entry = b->n[c].data_entry = h->entry;
@@ -793,9 +771,7 @@ void tree_free(struct tree *t)
 		free(t->names[i]);
 	free(t->names);
 	buf_release(&t->hidden);
-	for (uint32_t i = 0; i < t->nwarnings; i++)
-		free(t->warnings[i]);
-	free(t->warnings);
+	strlist_release(&t->warnings);
 	free(t);
 }
 
@@ -961,10 +937,10 @@ const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i)
 
 uint32_t tree_warning_count(const struct tree *t)
 {
-	return t->nwarnings;
+	return t->warnings.n;
 }
 
 const char *tree_warning(const struct tree *t, uint32_t i)
 {
-	return t->warnings[i];
+	return t->warnings.v[i];
 }
