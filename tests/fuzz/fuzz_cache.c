@@ -6,7 +6,9 @@
  * seek-point span), and loaded over that blob. A file that does not check out
  * must be refused with -EINVAL and removed; whatever loads must be safe to
  * use: every entry, string, xattr and warning is walked, files are read, and
- * merged and layer views are built over it and walked.
+ * merged and layer views are built over it and walked. It must also keep
+ * the promises of layer.h (fuzz_check.h): clean paths, consistent types,
+ * links with targets; the cache must refuse an index that breaks them.
  *
  * The first input byte holds flags: bit 0 picks the gzip blob; bit 1 clear
  * means the harness repairs the header of the rest (file size, compression,
@@ -28,6 +30,7 @@
 
 #include "blob.h"
 #include "cache.h"
+#include "fuzz_check.h"
 #include "fuzz_util.h"
 #include "layer.h"
 #include "tree.h"
@@ -145,7 +148,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	make_raw(&blobs[0].stored);
 	make_gzip(&blobs[1].stored);
 	for (int i = 0; i < 2; i++) {
-		blobs[i].fd = fz_memfd("fuzz_cache_blob", blobs[i].stored.data, blobs[i].stored.len);
+		blobs[i].fd =
+		    fz_memfd("fuzz_cache_blob", blobs[i].stored.data, blobs[i].stored.len);
 		fz_digest(blobs[i].stored.data, blobs[i].stored.len, blobs[i].key, NULL);
 	}
 	dir = fz_tempdir("fuzz-cache");
@@ -206,7 +210,8 @@ static void walk_tree(const struct tree *t)
 		tree_stat(t, i, &a);
 		tree_name(t, i, &len);
 		if (S_ISREG(a.mode))
-			tree_read(t, i, readbuf, sizeof(readbuf), a.size > 64 ? a.size - 64 : 0, &e);
+			tree_read(t, i, readbuf, sizeof(readbuf), a.size > 64 ? a.size - 64 : 0,
+			          &e);
 	}
 }
 
@@ -270,6 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(file);
 	r = cache_load_layer(c, fx->key, b, &l, &d, &e);
 	if (r == 0) {
+		fz_check_layer(l, "fuzz_cache: the cache accepted a corrupt index");
 		use_layer(l);
 		layer_free(l);
 	} else if (r == -EINVAL && access(path, F_OK) == 0) {

@@ -8,8 +8,10 @@
  * deleted view of the two-layer stack. Every node of every view is stat'ed,
  * looked up again by name under its parent, and read (up to 4 KiB) when it
  * is a regular file; the layer's warnings, entries, strings and xattrs are
- * walked too. Nothing may crash, leak or hang; errors are fine. A lookup
- * that does not find a node under its own name is a broken tree and aborts.
+ * walked too, and the index must keep the promises of layer.h
+ * (fuzz_check.h: clean paths, consistent types). Nothing may crash, leak
+ * or hang; errors are fine. A lookup that does not find a node under its
+ * own name is a broken tree and aborts.
  *
  * The blob limits are small (8 MiB out) so that decompression bombs end
  * fast; the layer limits are the defaults.
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "fuzz_check.h"
 #include "fuzz_util.h"
 #include "layer.h"
 #include "tree.h"
@@ -53,8 +56,10 @@ static void walk_tree(const struct tree *t, int check_lookup)
 			uint32_t p = tree_parent(t, i);
 
 			if (p >= n || tree_lookup(t, p, name, len) != i) {
-				fprintf(stderr, "fuzz_layer: node %u \"%.*s\" not found under its parent %u\n",
-				        i, (int)len, name, p);
+				fprintf(
+				    stderr,
+				    "fuzz_layer: node %u \"%.*s\" not found under its parent %u\n",
+				    i, (int)len, name, p);
 				abort();
 			}
 		}
@@ -109,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	if (layer_index(b, "layer 00 fuzz", &llim, &l, &dg, &e) < 0)
 		goto out;
+	fz_check_layer(l, "fuzz_layer: layer_index broke a promise of layer.h");
 	walk_layer(l);
 
 	struct layer *stack[2] = {l, l};

@@ -51,33 +51,36 @@ static void make_fixed(void)
 	fz_digest(layer_tar.data, layer_tar.len, layer_digest, layer_hex);
 	memcpy(diff, layer_digest, sizeof(diff));
 
-	fb_str(&config, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"]},"
-	                "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"");
+	fb_str(&config,
+	       "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"]},"
+	       "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"");
 	fb_str(&config, diff);
 	fb_str(&config, "\"]},\"history\":[{\"created_by\":\"ENV A=1\",\"empty_layer\":true},"
 	                "{\"created_by\":\"COPY hello /etc/\"}]}");
 	fz_digest(config.data, config.len, config_digest, config_hex);
 
 	char *m;
-	if (asprintf(&m,
-	             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-	             "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-	             "\"digest\":\"%s\",\"size\":%zu},"
-	             "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
-	             "\"digest\":\"%s\",\"size\":%zu}]}",
-	             config_digest, config.len, layer_digest, layer_tar.len) < 0)
+	if (asprintf(
+	        &m,
+	        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+	        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+	        "\"digest\":\"%s\",\"size\":%zu},"
+	        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
+	        "\"digest\":\"%s\",\"size\":%zu}]}",
+	        config_digest, config.len, layer_digest, layer_tar.len) < 0)
 		fz_die("asprintf");
 	fb_str(&manifest, m);
 	free(m);
 	fz_digest(manifest.data, manifest.len, manifest_digest, manifest_hex);
 
 	char *ix;
-	if (asprintf(&ix,
-	             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-	             "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-	             "\"digest\":\"%s\",\"size\":%zu,"
-	             "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}]}",
-	             manifest_digest, manifest.len) < 0)
+	if (asprintf(
+	        &ix,
+	        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+	        "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+	        "\"digest\":\"%s\",\"size\":%zu,"
+	        "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}]}",
+	        manifest_digest, manifest.len) < 0)
 		fz_die("asprintf");
 	fb_str(&nested, ix);
 	free(ix);

@@ -64,8 +64,8 @@ static inline void fb_free(struct fbuf *b)
  * 'x' PAX extended header (data: its records). Names up to 99 bytes (the
  * harness only writes short ones).
  */
-static inline void tar_add(struct fbuf *t, const char *name, char type, const void *data, size_t len,
-                    const char *link)
+static inline void tar_add(struct fbuf *t, const char *name, char type, const void *data,
+                           size_t len, const char *link)
 {
 	unsigned char h[512] = {0};
 	unsigned sum = 0;
