@@ -111,12 +111,26 @@ static int verify(struct image *img, uint32_t i, int no_verify, struct err *err)
 	return err_set(err, -EBADMSG, "%s (use --no-verify to read it anyway)", msg);
 }
 
+struct layer_progress {
+	const struct image_opts *opts;
+	uint32_t layer;
+};
+
+static void layer_progress(void *opaque, uint64_t done, uint64_t total)
+{
+	struct layer_progress *p = opaque;
+
+	p->opts->progress(p->opts->progress_opaque, p->layer, done, total);
+}
+
 static void *index_worker(void *arg)
 {
 	struct index_job *job = arg;
 	struct image *img = job->img;
 
 	for (;;) {
+		struct layer_limits lim = job->opts->layer;
+		struct layer_progress lp = {job->opts, 0};
 		struct err err = {0};
 		uint32_t i;
 		int r;
@@ -135,8 +149,14 @@ static void *index_worker(void *arg)
 			pthread_mutex_unlock(&job->lock);
 			continue;
 		}
-		r = layer_index(img->blobs[i], img->layer_names[i], &job->opts->layer,
-		                &img->layers[i], &img->digests[i], &err);
+		if (job->opts->progress) {
+			lp.layer = i;
+			lim.progress = layer_progress;
+			lim.progress_opaque = &lp;
+		}
+		r = layer_index(img->blobs[i], img->layer_names[i], &lim, &img->layers[i],
+		                &img->digests[i], &err);
+
 		/* a cache that cannot be written only costs the next mount time */
 		if (r == 0 && img->cache)
 			cache_store_layer(img->cache, image_layer_digest(img, i), img->layers[i],

@@ -30,6 +30,9 @@ struct image_opts {
 	const char *cache_dir; /* NULL: the default (see cache.h) */
 	struct blob_limits blob;
 	struct layer_limits layer;
+	/* Optional: indexing progress of layer i (stored bytes), from indexing threads. */
+	void (*progress)(void *opaque, uint32_t layer, uint64_t done, uint64_t total);
+	void *progress_opaque;
 };
 
 struct image;

@@ -56,7 +56,8 @@ struct index_ctx {
 	const void *first; /* the chunk read before libarchive started */
 	ssize_t first_len;
 	struct err stream_err;
-	struct buf clean; /* scratch: a cleaned path */
+	struct buf clean;  /* scratch: a cleaned path */
+	uint64_t reported; /* stored bytes at the last progress report */
 };
 
 void layer_limits_default(struct layer_limits *l)
@@ -136,6 +137,15 @@ static la_ssize_t read_cb(struct archive *a, void *opaque, const void **ret_buf)
 	if (n < 0) {
 		archive_set_error(a, EIO, "%s", c->stream_err.msg);
 		return -1;
+	}
+	if (c->lim->progress) {
+		uint64_t done = blob_stream_stored_offset(c->stream);
+
+		if (done >= c->reported + (4u << 20) || n == 0) {
+			c->reported = done;
+			c->lim->progress(c->lim->progress_opaque, done,
+			                 blob_stored_size(c->layer->blob));
+		}
 	}
 	return n;
 }
@@ -429,6 +439,9 @@ int layer_index(struct blob *b, const char *name, const struct layer_limits *lim
 	r = blob_stream_finish(c.stream, &dg, err);
 	if (r < 0)
 		goto out;
+	if (c.lim->progress)
+		c.lim->progress(c.lim->progress_opaque, blob_stored_size(b), blob_stored_size(b));
+
 	if (ret_digests)
 		*ret_digests = dg;
 	publish(l);
