@@ -121,7 +121,10 @@ static int cmd_mount(int argc, char **argv)
 
 static const char usage_umount[] = "usage: strata umount MOUNTPOINT\n"
                                    "\n"
-                                   "Unmounts a strata mount, also one whose process was killed.\n";
+                                   "Unmounts a strata mount, also one whose process was killed.\n"
+                                   "\n"
+                                   "example:\n"
+                                   "  strata umount /mnt/img\n";
 
 static int run(const char *const argv[])
 {
@@ -326,7 +329,11 @@ static int cmd_cat(int argc, char **argv)
 static const char usage_images[] =
     "usage: strata images IMAGE\n"
     "\n"
-    "Lists the images a file or layout holds: tag, digest, platform.\n";
+    "Lists the images a file or layout holds: tag, digest, platform.\n"
+    "\n"
+    "example:\n"
+    "  strata images app-oci/    # then: strata mount app-oci/:v2 --platform linux/arm64 /mnt\n";
+
 
 static int cmd_images(int argc, char **argv)
 {
