@@ -332,7 +332,7 @@ static const char usage_images[] =
     "Lists the images a file or layout holds: tag, digest, platform.\n"
     "\n"
     "example:\n"
-    "  strata images app-oci/    # then: strata mount app-oci/:v2 --platform linux/arm64 /mnt\n";
+    "  strata images app-oci/    # then: strata mount --platform linux/arm64 app-oci/:v2 /mnt\n";
 
 
 static int cmd_images(int argc, char **argv)
