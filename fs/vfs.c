@@ -526,7 +526,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return (void)fuse_reply_err(req, ENOMEM);
 	n = tree_read(t, ino_node(ino), buf, size, (uint64_t)off, NULL);
 	scan = n > 0 && vsec_track_read((void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n,
-	                                 &scan_layer, &scan_entry);
+	                                &scan_layer, &scan_entry);
 	/*
 	 * Before the reply: once the read that completes a file returns, its
 	 * findings are in .secrets/. (The tracker itself must not be touched
@@ -539,7 +539,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
-
 }
 
 /* The image's own xattrs of the version a node shows; without user.* ones if told. */

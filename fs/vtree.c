@@ -114,8 +114,8 @@ void vtree_seal(struct vtree *t)
 {
 	for (uint32_t i = 0; i < t->count; i++)
 		if (t->n[i].nchildren > 1) /* an empty list has no array to pass */
-			qsort_r(t->n[i].children, t->n[i].nchildren, sizeof(uint32_t), cmp_child, t);
-
+			qsort_r(t->n[i].children, t->n[i].nchildren, sizeof(uint32_t), cmp_child,
+			        t);
 }
 
 uint32_t vtree_count(const struct vtree *t)

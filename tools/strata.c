@@ -334,7 +334,6 @@ static const char usage_images[] =
     "example:\n"
     "  strata images app-oci/    # then: strata mount --platform linux/arm64 app-oci/:v2 /mnt\n";
 
-
 static int cmd_images(int argc, char **argv)
 {
 	struct err e = {0};

@@ -60,7 +60,8 @@ static void walk(const char *path)
 	for (int i = 0; i < n; i++) {
 		char *p;
 
-		if (names[i]->d_name[0] != '.' && asprintf(&p, "%s/%s", path, names[i]->d_name) >= 0) {
+		if (names[i]->d_name[0] != '.' &&
+		    asprintf(&p, "%s/%s", path, names[i]->d_name) >= 0) {
 			walk(p);
 			free(p);
 		}
