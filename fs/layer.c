@@ -62,12 +62,16 @@ struct index_ctx {
 
 void layer_limits_default(struct layer_limits *l)
 {
-	l->max_entries = 4u << 20;
-	l->max_path = 16384;
-	l->max_depth = 2048;
-	l->max_xattr_size = 1u << 20;
-	l->max_pool = 3ull << 30;
+	/* the whole struct: fields added later (the progress hook) start empty */
+	*l = (struct layer_limits){
+		.max_entries = 4u << 20,
+		.max_path = 16384,
+		.max_depth = 2048,
+		.max_xattr_size = 1u << 20,
+		.max_pool = 3ull << 30,
+	};
 }
+
 
 #define add_warning(l, ...) strlist_addf(&(l)->warnings, LAYER_MAX_WARNINGS, __VA_ARGS__)
 
