@@ -605,7 +605,24 @@ fail:
 	return r;
 }
 
-/* Checks that one entry's references stay inside the pools. */
+/* The form clean_path() gives: components that are not empty, "." or "..". */
+static int path_is_clean(const char *p)
+{
+	if (!*p)
+		return 0;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		if (!slash)
+			return 1;
+		p = slash + 1;
+	}
+}
+
+/* Checks that one entry keeps every promise of layer.h, as an indexed one does. */
 static int entry_valid(const struct layer *l, const struct layer_entry *e)
 {
 	uint32_t count;
@@ -617,6 +634,13 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	    (e->link != LAYER_NONE && e->link >= l->strs_len) ||
 	    e->name > strlen(l->strs + e->path))
 		return 0;
+	/* paths as clean_path() leaves them, and the name where the last component starts */
+	const char *path = l->strs + e->path, *last = strrchr(path, '/');
+	if (!path_is_clean(path) || e->name != (last ? (size_t)(last - path) + 1 : 0))
+		return 0;
+	if (e->type == LAYER_HARDLINK && !path_is_clean(l->strs + e->link))
+		return 0;
+
 	/* what readers rely on without checking: links have targets, the mode says
 	 * the type, only files have bytes, and the bytes lie inside the stream */
 	if ((e->type == LAYER_SYMLINK || e->type == LAYER_HARDLINK) != (e->link != LAYER_NONE))
