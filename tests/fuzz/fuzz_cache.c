@@ -146,6 +146,11 @@ static char *store_seed(int which)
 	return path;
 }
 
+static void remove_dir(void)
+{
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *seeds = getenv("FUZZ_CACHE_SEEDS");
@@ -161,6 +166,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fz_digest(blobs[i].stored.data, blobs[i].stored.len, blobs[i].key, NULL);
 	}
 	dir = fz_tempdir("fuzz-cache");
+	atexit(remove_dir);
 	{
 		/* the layer index starts with 8 bytes of magic, then its version */
 		char *path = store_seed(0);
