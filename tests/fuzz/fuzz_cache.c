@@ -12,8 +12,10 @@
  *
  * The first input byte holds flags: bit 0 picks the gzip blob; bit 1 clear
  * means the harness repairs the header of the rest (file size, compression,
- * stored size, the blob index length and the CRC-32) before writing it, so
- * that the fuzzer gets past the checksum into the contents; with bit 1 set
+ * stored size, the blob index length and the CRC-32) and the version of the
+ * layer index inside (learnt from a file the cache writes at start-up, so that
+ * inputs outlive version bumps) before writing it, so that the fuzzer gets
+ * past the checksum into the contents; with bit 1 set
  * the file is written as given, and the header checks themselves are fuzzed.
  * The header layout below mirrors struct cache_header in fs/cache.c.
  *
@@ -63,6 +65,7 @@ static struct fixed blobs[2];
 static char *dir;
 static unsigned char readbuf[4096];
 static int lax;
+static uint32_t layer_version; /* of the layer index after the header, as written now */
 
 static void make_raw(struct fbuf *t)
 {
@@ -143,6 +146,11 @@ static char *store_seed(int which)
 	return path;
 }
 
+static void remove_dir(void)
+{
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *seeds = getenv("FUZZ_CACHE_SEEDS");
@@ -158,6 +166,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fz_digest(blobs[i].stored.data, blobs[i].stored.len, blobs[i].key, NULL);
 	}
 	dir = fz_tempdir("fuzz-cache");
+	atexit(remove_dir);
+	{
+		/* the layer index starts with 8 bytes of magic, then its version */
+		char *path = store_seed(0);
+		FILE *in = fopen(path, "rb");
+		unsigned char head[sizeof(struct fz_cache_header) + 12];
+
+		if (!in || fread(head, 1, sizeof(head), in) != sizeof(head))
+			fz_die("reading a fresh cache file");
+		fclose(in);
+		memcpy(&layer_version, head + sizeof(struct fz_cache_header) + 8, 4);
+		unlink(path);
+		free(path);
+	}
 	if (seeds && *seeds) {
 		for (int i = 0; i < 2; i++) {
 			char *path = store_seed(i), name[32];
@@ -195,6 +217,8 @@ static void repair(unsigned char *file, size_t len, const struct fixed *fx, stru
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, file, sizeof(h));
+	if (len >= sizeof(h) + 12)
+		memcpy(file + sizeof(h) + 8, &layer_version, 4);
 	h.total_len = len;
 	h.compression = (uint32_t)blob_compression(b);
 	h.stored_size = fx->stored.len;

@@ -34,6 +34,8 @@ static struct fbuf layer_tar, config, manifest, nested, index_json, docker_manif
 static char layer_digest[72], config_digest[72], manifest_digest[72], nested_digest[72];
 static char layer_hex[65], config_hex[65], manifest_hex[65], nested_hex[65];
 
+static void remove_layout(void);
+
 static void blob_name(char *out, size_t n, const char *hex)
 {
 	snprintf(out, n, "blobs/sha256/%s", hex);
@@ -109,6 +111,7 @@ static void make_fixed(void)
 	free(ix);
 
 	layout = fz_tempdir("fuzz-source");
+	atexit(remove_layout);
 	fz_mkdir(layout, "blobs");
 	fz_mkdir(layout, "blobs/sha256");
 	fz_write_file(layout, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", 30);
@@ -116,6 +119,27 @@ static void make_fixed(void)
 	fz_write_file(layout, name, layer_tar.data, layer_tar.len);
 	blob_name(name, sizeof(name), nested_hex);
 	fz_write_file(layout, name, nested.data, nested.len);
+}
+
+/* Removes the layout directory at exit (a crash leaves it for inspection). */
+static void remove_layout(void)
+{
+	const char *hexes[] = {layer_hex, config_hex, manifest_hex, nested_hex};
+	char name[4200];
+
+	for (size_t i = 0; i < sizeof(hexes) / sizeof(hexes[0]); i++) {
+		snprintf(name, sizeof(name), "%s/blobs/sha256/%s", layout, hexes[i]);
+		unlink(name);
+	}
+	snprintf(name, sizeof(name), "%s/blobs/sha256", layout);
+	rmdir(name);
+	snprintf(name, sizeof(name), "%s/blobs", layout);
+	rmdir(name);
+	snprintf(name, sizeof(name), "%s/index.json", layout);
+	unlink(name);
+	snprintf(name, sizeof(name), "%s/oci-layout", layout);
+	unlink(name);
+	rmdir(layout);
 }
 
 /* A docker save tar with the given manifest.json and the fixed config and layer. */
