@@ -64,14 +64,13 @@ void layer_limits_default(struct layer_limits *l)
 {
 	/* the whole struct: fields added later (the progress hook) start empty */
 	*l = (struct layer_limits){
-		.max_entries = 4u << 20,
-		.max_path = 16384,
-		.max_depth = 2048,
-		.max_xattr_size = 1u << 20,
-		.max_pool = 3ull << 30,
+	    .max_entries = 4u << 20,
+	    .max_path = 16384,
+	    .max_depth = 2048,
+	    .max_xattr_size = 1u << 20,
+	    .max_pool = 3ull << 30,
 	};
 }
-
 
 #define add_warning(l, ...) strlist_addf(&(l)->warnings, LAYER_MAX_WARNINGS, __VA_ARGS__)
 
@@ -638,14 +637,15 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	const char *path = l->strs + e->path, *last = strrchr(path, '/');
 	if (!path_is_clean(path) || e->name != (last ? (size_t)(last - path) + 1 : 0))
 		return 0;
-	if (e->type == LAYER_HARDLINK && !path_is_clean(l->strs + e->link))
-		return 0;
 
 	/* what readers rely on without checking: links have targets, the mode says
 	 * the type, only files have bytes, and the bytes lie inside the stream */
 	if ((e->type == LAYER_SYMLINK || e->type == LAYER_HARDLINK) != (e->link != LAYER_NONE))
 		return 0;
 	if ((e->mode & S_IFMT) != type_bits[e->type] || (e->type != LAYER_REG && e->size))
+		return 0;
+	/* after the check above: a hardlink has a target to look at */
+	if (e->type == LAYER_HARDLINK && !path_is_clean(l->strs + e->link))
 		return 0;
 	if (stream >= 0 &&
 	    (e->data_off > (uint64_t)stream || e->size > (uint64_t)stream - e->data_off))
