@@ -162,7 +162,8 @@ int source_locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret
 {
 	if (s->dirfd >= 0) {
 		struct stat st;
-		int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+		/* O_NONBLOCK: a fifo in a hostile layout must not hang the open */
+		int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 		if (fd < 0)
 			return err_set(err, -errno, "%s: cannot open %s: %s", s->path, name,
@@ -539,8 +540,12 @@ int source_open(const char *path, struct source **ret_source, struct err *err)
 			r = err_set(err, -errno, "%s: %s", path, strerror(errno));
 			goto out;
 		}
+	} else if (!S_ISREG(st.st_mode)) {
+		r = err_set(err, -EINVAL, "%s: not an image: neither a file nor a directory", path);
+		goto out;
 	} else {
 		s->fd = open(path, O_RDONLY | O_CLOEXEC);
+
 		if (s->fd < 0) {
 			r = err_set(err, -errno, "%s: %s", path, strerror(errno));
 			goto out;

@@ -224,6 +224,16 @@ def t_digests_and_json():
                    media="application/vnd.oci.image.layer.v1.tar+gzip+encrypted"),
             what="an encrypted layer", expect="encrypted")
 
+    def fifo_index(root, descs):
+        os.unlink(os.path.join(root, "index.json"))
+        os.mkfifo(os.path.join(root, "index.json"))
+    refused(layout("fifo", [tar_bytes([("a", "f", "a")])], tamper=fifo_index),
+            what="a fifo for index.json (must not hang)", expect="not a regular file")
+    fifo = os.path.join(WORK, "image.fifo")
+    os.mkfifo(fifo)
+    refused(fifo, what="a fifo as the image (must not hang)", expect="neither a file nor a directory")
+
+
 
 def t_signals():
     img = layout("signals", [tar_bytes([("a", "f", "a\n")])])
