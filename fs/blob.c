@@ -329,8 +329,14 @@ struct blob_stream {
 	bool ended, finished;
 };
 
+uint64_t blob_stream_stored_offset(const struct blob_stream *s)
+{
+	return s->d ? s->d->in_off : 0;
+}
+
 void blob_stream_free(struct blob_stream *s)
 {
+
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->b->lock);

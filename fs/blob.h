@@ -53,8 +53,8 @@ enum blob_compression {
 };
 
 struct blob_limits {
-	uint64_t max_output;	      /* bound on the decompressed size, bytes */
-	uint64_t max_expansion;	      /* bound on decompressed / stored size, when stored > 1 MiB */
+	uint64_t max_output;          /* bound on the decompressed size, bytes */
+	uint64_t max_expansion;       /* bound on decompressed / stored size, when stored > 1 MiB */
 	unsigned zstd_window_log_max; /* bound on the zstd window (log2 bytes) */
 };
 
@@ -74,7 +74,7 @@ struct blob_limits {
  */
 
 struct blob_digests {
-	unsigned char stored[32];	/* sha256 of the blob as stored (the layer digest) */
+	unsigned char stored[32];       /* sha256 of the blob as stored (the layer digest) */
 	unsigned char decompressed[32]; /* sha256 of the decompressed stream (the diff_id) */
 	uint64_t stored_size;
 	uint64_t decompressed_size;
@@ -90,9 +90,9 @@ void blob_limits_default(struct blob_limits *l);
 struct blob_stats {
 	uint64_t pread_decompressed; /* bytes decompressed on behalf of blob_pread */
 	uint64_t pread_restarts;     /* times blob_pread restarted at a seek point */
-	uint64_t cache_hits;	     /* pread pieces served from a cached span */
+	uint64_t cache_hits;         /* pread pieces served from a cached span */
 	uint64_t cache_misses;
-	uint64_t seek_points;	     /* recorded or imported, the start at 0 not counted */
+	uint64_t seek_points; /* recorded or imported, the start at 0 not counted */
 };
 
 /*
@@ -100,7 +100,7 @@ struct blob_stats {
  * lim may be NULL for the defaults. The blob is returned in *ret_blob.
  */
 int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits *lim,
-	      struct blob **ret_blob, struct err *err);
+              struct blob **ret_blob, struct err *err);
 void blob_free(struct blob *b);
 
 enum blob_compression blob_compression(const struct blob *b);
@@ -129,6 +129,9 @@ ssize_t blob_stream_next(struct blob_stream *s, const void **ret_data, struct er
  * compressed data (trailing zeros) are hashed as stored but produce no output.
  */
 int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, struct err *err);
+/* Stored bytes the stream has read so far (for progress reports). */
+uint64_t blob_stream_stored_offset(const struct blob_stream *s);
+
 void blob_stream_free(struct blob_stream *s);
 
 /*

@@ -197,9 +197,11 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "checksum mismatch";
 		goto corrupt;
 	}
-	if (layer_import(b, (const char *)map + sizeof(h), h.layer_len, &l, &used, NULL) < 0 ||
-	    blob_index_import(b, (const char *)map + sizeof(h) + h.layer_len, h.blob_len, NULL) <
-	        0) {
+	/* the seek points first: they give the stream size that entries are checked against */
+	if (blob_index_import(b, (const char *)map + sizeof(h) + h.layer_len, h.blob_len, NULL) <
+	        0 ||
+	    layer_import(b, (const char *)map + sizeof(h), h.layer_len, &l, &used, NULL) < 0) {
+
 		why = "contents do not validate";
 		goto corrupt;
 	}

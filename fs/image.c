@@ -40,6 +40,8 @@ struct image {
 	struct buf history;
 	struct cache *cache; /* NULL when caching is off */
 	uint32_t cache_hits;
+	uint8_t *from_cache; /* per layer: its index came from the cache */
+	struct buf status;   /* image/status */
 	char **warnings;
 	uint32_t nwarnings;
 };
@@ -109,12 +111,26 @@ static int verify(struct image *img, uint32_t i, int no_verify, struct err *err)
 	return err_set(err, -EBADMSG, "%s (use --no-verify to read it anyway)", msg);
 }
 
+struct layer_progress {
+	const struct image_opts *opts;
+	uint32_t layer;
+};
+
+static void layer_progress(void *opaque, uint64_t done, uint64_t total)
+{
+	struct layer_progress *p = opaque;
+
+	p->opts->progress(p->opts->progress_opaque, p->layer, done, total);
+}
+
 static void *index_worker(void *arg)
 {
 	struct index_job *job = arg;
 	struct image *img = job->img;
 
 	for (;;) {
+		struct layer_limits lim = job->opts->layer;
+		struct layer_progress lp = {job->opts, 0};
 		struct err err = {0};
 		uint32_t i;
 		int r;
@@ -129,11 +145,18 @@ static void *index_worker(void *arg)
 		                     &img->layers[i], &img->digests[i], NULL) == 0) {
 			pthread_mutex_lock(&job->lock);
 			img->cache_hits++;
+			img->from_cache[i] = 1;
 			pthread_mutex_unlock(&job->lock);
 			continue;
 		}
-		r = layer_index(img->blobs[i], img->layer_names[i], &job->opts->layer,
-		                &img->layers[i], &img->digests[i], &err);
+		if (job->opts->progress) {
+			lp.layer = i;
+			lim.progress = layer_progress;
+			lim.progress_opaque = &lp;
+		}
+		r = layer_index(img->blobs[i], img->layer_names[i], &lim, &img->layers[i],
+		                &img->digests[i], &err);
+
 		/* a cache that cannot be written only costs the next mount time */
 		if (r == 0 && img->cache)
 			cache_store_layer(img->cache, image_layer_digest(img, i), img->layers[i],
@@ -183,7 +206,39 @@ static int index_layers(struct image *img, const struct image_opts *opts, struct
 	return 0;
 }
 
+/* image/status: what is mounted, for people and scripts ("key: value" lines). */
+static int make_status(struct image *img)
+{
+	const struct source_image *si = img->si;
+	struct buf *b = &img->status;
+	int r = buf_printf(
+	    b,
+	    "image: %s\nkind: %s\nname: %s\nplatform: %s\nmanifest: %s\nconfig: %s\n"
+	    "layers: %u\ncache: %s (%u of %u layer indexes from it)\nwarnings: %u\n",
+	    img->path, source_kind(img->src), si->name, si->platform ? si->platform : "-",
+	    si->manifest_digest ? si->manifest_digest : "-",
+	    si->config_digest ? si->config_digest : "-", img->n,
+	    img->cache ? cache_dir(img->cache) : "off", img->cache_hits, img->n, img->nwarnings);
+
+	for (uint32_t i = 0; r == 0 && i < img->n; i++)
+		r = buf_printf(b, "layer %02u: %s %s %llu bytes stored, %llu bytes, %u entries%s\n",
+		               i, image_layer_digest(img, i),
+		               blob_compression_name(blob_compression(img->blobs[i])),
+		               (unsigned long long)si->layers[i].size,
+		               (unsigned long long)img->digests[i].decompressed_size,
+		               layer_count(img->layers[i]),
+		               img->from_cache[i] ? ", index from cache" : "");
+	return r;
+}
+
+const char *image_status(const struct image *img, size_t *ret_len)
+{
+	*ret_len = img->status.len;
+	return img->status.data ? img->status.data : "";
+}
+
 static int make_history(struct image *img)
+
 {
 	for (uint32_t i = 0; i < img->n; i++) {
 		const struct source_layer *l = &img->si->layers[i];
@@ -231,8 +286,9 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 	img->layer_names = calloc(img->n + 1, sizeof(*img->layer_names));
 	img->layer_views = calloc(img->n + 1, sizeof(*img->layer_views));
 	img->stack_views = calloc(img->n + 1, sizeof(*img->stack_views));
+	img->from_cache = calloc(img->n + 1, 1);
 	if (!img->blobs || !img->layers || !img->digests || !img->layer_names ||
-	    !img->layer_views || !img->stack_views) {
+	    !img->layer_views || !img->stack_views || !img->from_cache) {
 		r = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -267,7 +323,7 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 	for (uint32_t w = 0; w < tree_warning_count(img->merged); w++)
 		if ((r = add_warning(img, tree_warning(img->merged, w))) < 0)
 			goto out;
-	if ((r = make_history(img)) < 0) {
+	if ((r = make_history(img)) < 0 || (r = make_status(img)) < 0) {
 		err_set(err, r, "out of memory");
 		goto out;
 	}
@@ -312,6 +368,8 @@ void image_free(struct image *img)
 		free(img->warnings[i]);
 	free(img->warnings);
 	buf_release(&img->history);
+	buf_release(&img->status);
+	free(img->from_cache);
 	source_image_free(img->si);
 	source_free(img->src);
 	cache_free(img->cache); /* after the layers: they may live in its mappings */

@@ -30,6 +30,9 @@ struct image_opts {
 	const char *cache_dir; /* NULL: the default (see cache.h) */
 	struct blob_limits blob;
 	struct layer_limits layer;
+	/* Optional: indexing progress of layer i (stored bytes), from indexing threads. */
+	void (*progress)(void *opaque, uint32_t layer, uint64_t done, uint64_t total);
+	void *progress_opaque;
 };
 
 struct image;
@@ -66,7 +69,11 @@ int image_deleted_tsv(struct image *img, const char **ret_text, size_t *ret_len,
 /* "whiteout", "opaque" or "shadowed". */
 const char *image_how_name(uint32_t how);
 
+/* The text of image/status: what is mounted (path, kind, name, digests, cache use). */
+const char *image_status(const struct image *img, size_t *ret_len);
+
 /* The text of image/history: one line per layer. */
+
 const char *image_history(const struct image *img, size_t *ret_len);
 
 /* Layers whose index came from the on-disk cache (no pass over their blob). */

@@ -25,6 +25,7 @@
 #include <sys/sysmacros.h>
 
 #include "buf.h"
+#include "strlist.h"
 
 /* Warnings beyond this many are counted, not kept. */
 #define LAYER_MAX_WARNINGS 64
@@ -44,9 +45,7 @@ struct layer {
 	struct buf entries; /* struct layer_entry[] */
 	struct buf pool;    /* paths and link targets, NUL-terminated */
 	struct buf xattrs;  /* per entry: u32 count, then (u32 nlen, name, NUL, u32 vlen, value) */
-	char **warnings;
-	uint32_t nwarnings;
-	uint32_t dropped_warnings;
+	struct strlist warnings;
 };
 
 struct index_ctx {
@@ -57,45 +56,24 @@ struct index_ctx {
 	const void *first; /* the chunk read before libarchive started */
 	ssize_t first_len;
 	struct err stream_err;
-	struct buf clean; /* scratch: a cleaned path */
+	struct buf clean;  /* scratch: a cleaned path */
+	uint64_t reported; /* stored bytes at the last progress report */
 };
 
 void layer_limits_default(struct layer_limits *l)
 {
-	l->max_entries = 4u << 20;
-	l->max_path = 16384;
-	l->max_depth = 2048;
-	l->max_xattr_size = 1u << 20;
-	l->max_pool = 3ull << 30;
+	/* the whole struct: fields added later (the progress hook) start empty */
+	*l = (struct layer_limits){
+		.max_entries = 4u << 20,
+		.max_path = 16384,
+		.max_depth = 2048,
+		.max_xattr_size = 1u << 20,
+		.max_pool = 3ull << 30,
+	};
 }
 
-static void add_warning(struct layer *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
-static void add_warning(struct layer *l, const char *fmt, ...)
-{
-	char **w;
-	char *s;
-	va_list ap;
-
-	if (l->nwarnings >= LAYER_MAX_WARNINGS) {
-		l->dropped_warnings++;
-		return;
-	}
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		return;
-	w = realloc(l->warnings, (l->nwarnings + 1) * sizeof(*w));
-	if (!w) {
-		free(s);
-		return;
-	}
-	l->warnings = w;
-	l->warnings[l->nwarnings++] = s;
-}
+#define add_warning(l, ...) strlist_addf(&(l)->warnings, LAYER_MAX_WARNINGS, __VA_ARGS__)
 
 /*
  * Cleans a tar path into out: components split on '/', empty and "." ones
@@ -163,6 +141,15 @@ static la_ssize_t read_cb(struct archive *a, void *opaque, const void **ret_buf)
 	if (n < 0) {
 		archive_set_error(a, EIO, "%s", c->stream_err.msg);
 		return -1;
+	}
+	if (c->lim->progress) {
+		uint64_t done = blob_stream_stored_offset(c->stream);
+
+		if (done >= c->reported + (4u << 20) || n == 0) {
+			c->reported = done;
+			c->lim->progress(c->lim->progress_opaque, done,
+			                 blob_stored_size(c->layer->blob));
+		}
 	}
 	return n;
 }
@@ -456,6 +443,9 @@ int layer_index(struct blob *b, const char *name, const struct layer_limits *lim
 	r = blob_stream_finish(c.stream, &dg, err);
 	if (r < 0)
 		goto out;
+	if (c.lim->progress)
+		c.lim->progress(c.lim->progress_opaque, blob_stored_size(b), blob_stored_size(b));
+
 	if (ret_digests)
 		*ret_digests = dg;
 	publish(l);
@@ -463,8 +453,12 @@ int layer_index(struct blob *b, const char *name, const struct layer_limits *lim
 
 	l = NULL;
 out:
-	if (l && c.stream && r < 0 && err && !err->msg[0])
-		err_set(err, r, "%s: indexing failed", name);
+	/* every message names the layer, also those the blob and libarchive wrote */
+	if (r < 0 && err && !err->msg[0])
+		err_set(err, r, "%s: indexing failed: %s", name, strerror(-r));
+	else if (r < 0 && err && strncmp(err->msg, name, strlen(name)))
+		err_prefix(err, r, "%s: ", name);
+
 	blob_stream_free(c.stream);
 	buf_release(&c.clean);
 	layer_free(l);
@@ -482,9 +476,7 @@ void layer_free(struct layer *l)
 	buf_release(&l->entries);
 	buf_release(&l->pool);
 	buf_release(&l->xattrs);
-	for (uint32_t i = 0; i < l->nwarnings; i++)
-		free(l->warnings[i]);
-	free(l->warnings);
+	strlist_release(&l->warnings);
 	free(l);
 }
 
@@ -548,12 +540,12 @@ ssize_t layer_read(const struct layer *l, const struct layer_entry *e, void *buf
 
 uint32_t layer_warning_count(const struct layer *l)
 {
-	return l->nwarnings;
+	return l->warnings.n;
 }
 
 const char *layer_warning(const struct layer *l, uint32_t i)
 {
-	return l->warnings[i];
+	return l->warnings.v[i];
 }
 
 /*
@@ -573,7 +565,7 @@ struct layer_header {
 };
 
 #define LAYER_MAGIC   "STRLAYR\0"
-#define LAYER_VERSION 2 /* bump whenever indexing gives other entries or warnings */
+#define LAYER_VERSION 3 /* bump whenever indexing gives other entries or warnings */
 
 static size_t pad8(size_t n)
 {
@@ -585,7 +577,7 @@ int layer_export(const struct layer *l, struct buf *out)
 	struct layer_header h = {.version = LAYER_VERSION,
 	                         .entry_size = sizeof(struct layer_entry),
 	                         .nentries = l->nents,
-	                         .nwarnings = l->nwarnings,
+	                         .nwarnings = l->warnings.n,
 	                         .strs_len = l->strs_len,
 	                         .xat_len = l->xat_len};
 	static const char zeros[8];
@@ -593,8 +585,8 @@ int layer_export(const struct layer *l, struct buf *out)
 	int r;
 
 	memcpy(h.magic, LAYER_MAGIC, 8);
-	for (uint32_t i = 0; i < l->nwarnings; i++)
-		h.warn_len += strlen(l->warnings[i]) + 1;
+	for (uint32_t i = 0; i < l->warnings.n; i++)
+		h.warn_len += strlen(l->warnings.v[i]) + 1;
 	if ((r = buf_append(out, &h, sizeof(h))) < 0 ||
 	    (r = buf_append(out, l->ents, (size_t)l->nents * sizeof(*l->ents))) < 0 ||
 	    (r = buf_append(out, l->strs, l->strs_len)) < 0 ||
@@ -602,8 +594,8 @@ int layer_export(const struct layer *l, struct buf *out)
 	    (r = buf_append(out, l->xat, l->xat_len)) < 0 ||
 	    (r = buf_append(out, zeros, pad8(l->xat_len) - l->xat_len)) < 0)
 		goto fail;
-	for (uint32_t i = 0; i < l->nwarnings; i++)
-		if ((r = buf_append(out, l->warnings[i], strlen(l->warnings[i]) + 1)) < 0)
+	for (uint32_t i = 0; i < l->warnings.n; i++)
+		if ((r = buf_append(out, l->warnings.v[i], strlen(l->warnings.v[i]) + 1)) < 0)
 			goto fail;
 	if ((r = buf_append(out, zeros, pad8(h.warn_len) - h.warn_len)) < 0)
 		goto fail;
@@ -619,10 +611,22 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	uint32_t count;
 	size_t p;
 
+	int64_t stream = blob_size(l->blob);
+
 	if (e->type > LAYER_FIFO || e->path >= l->strs_len ||
 	    (e->link != LAYER_NONE && e->link >= l->strs_len) ||
 	    e->name > strlen(l->strs + e->path))
 		return 0;
+	/* what readers rely on without checking: links have targets, the mode says
+	 * the type, only files have bytes, and the bytes lie inside the stream */
+	if ((e->type == LAYER_SYMLINK || e->type == LAYER_HARDLINK) != (e->link != LAYER_NONE))
+		return 0;
+	if ((e->mode & S_IFMT) != type_bits[e->type] || (e->type != LAYER_REG && e->size))
+		return 0;
+	if (stream >= 0 &&
+	    (e->data_off > (uint64_t)stream || e->size > (uint64_t)stream - e->data_off))
+		return 0;
+
 	if (e->xattrs == LAYER_NONE)
 		return 1;
 	if ((size_t)e->xattrs + 4 > l->xat_len)
@@ -689,7 +693,7 @@ int layer_import(struct blob *b, const void *data, size_t len, struct layer **re
 		if (!entry_valid(l, &l->ents[i]))
 			goto bad;
 	for (const char *w = p + off, *end = w + h.warn_len;
-	     w < end && l->nwarnings < h.nwarnings;) {
+	     w < end && l->warnings.n < h.nwarnings;) {
 		const char *nul = memchr(w, '\0', (size_t)(end - w));
 
 		if (!nul)

@@ -69,6 +69,12 @@ struct layer_limits {
 	uint32_t max_depth;      /* components in one path */
 	uint32_t max_xattr_size; /* bytes of xattrs of one entry */
 	uint64_t max_pool;       /* bytes of paths, link targets and xattrs together */
+	/*
+	 * Optional: called from the indexing thread every few MiB with the
+	 * stored bytes read so far and the blob's stored size.
+	 */
+	void (*progress)(void *opaque, uint64_t stored_done, uint64_t stored_total);
+	void *progress_opaque;
 };
 
 struct layer;

@@ -23,47 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
-
-#define MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
-#define MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
-
-/* How many in-archive symlinks one lookup may follow. */
-#define SOURCE_MAX_LINK_HOPS 8
-
-struct member {
-	char *name;
-	char *link; /* symlink or hardlink target, NULL otherwise */
-	int is_symlink;
-	uint64_t offset;
-	uint64_t size;
-};
-
-struct candidate {
-	char *name;       /* tags, comma-separated ("" when untagged) */
-	char *digest;     /* manifest digest (docker legacy: config digest) */
-	char *parents;    /* digests of the indexes above it, space-separated */
-	char *platform;   /* NULL when unknown */
-	int docker_index; /* element of manifest.json, or -1 */
-	int broken;       /* -ELOOP: an index loop or nesting past SOURCE_MAX_DEPTH */
-};
-
-struct source {
-	char *path;
-	const char *kind;
-	int fd;                 /* the tar file, or -1 */
-	int dirfd;              /* the layout directory, or -1 */
-	struct member *members; /* of the tar */
-	uint32_t nmembers;
-	int *fds; /* blob files opened in the directory */
-	uint32_t nfds;
-	json_t *docker_manifest; /* manifest.json when it is usable */
-	struct candidate *cands;
-	uint32_t ncands;
-};
+#include "source_int.h"
 
 /* ---- the container: files by name ---- */
 
@@ -197,7 +157,7 @@ static const struct member *find_member(const struct source *s, const char *name
 }
 
 /* Locates a file of the container as a byte range. */
-static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret_off,
+int source_locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret_off,
                   uint64_t *ret_size, struct err *err)
 {
 	if (s->dirfd >= 0) {
@@ -233,14 +193,14 @@ static int locate(struct source *s, const char *name, int *ret_fd, uint64_t *ret
 	return 0;
 }
 
-static int read_whole(struct source *s, const char *name, char **ret_buf, size_t *ret_len,
+int source_read_whole(struct source *s, const char *name, char **ret_buf, size_t *ret_len,
                       struct err *err)
 {
 	uint64_t off = 0, size = 0;
 	int fd = -1, r;
 	char *p;
 
-	if ((r = locate(s, name, &fd, &off, &size, err)) < 0)
+	if ((r = source_locate(s, name, &fd, &off, &size, err)) < 0)
 		return r;
 	if (size > SOURCE_MAX_JSON)
 		return err_set(err, -EFBIG, "%s: %s is %llu bytes, over the %u-byte limit for JSON",
@@ -264,7 +224,7 @@ static int read_whole(struct source *s, const char *name, char **ret_buf, size_t
 	return 0;
 }
 
-static int load_json(struct source *s, const char *name, json_t **ret, char **ret_raw,
+int source_load_json(struct source *s, const char *name, json_t **ret, char **ret_raw,
                      size_t *ret_len, struct err *err)
 {
 	json_error_t je;
@@ -273,7 +233,7 @@ static int load_json(struct source *s, const char *name, json_t **ret, char **re
 	json_t *j;
 	int r;
 
-	if ((r = read_whole(s, name, &raw, &len, err)) < 0)
+	if ((r = source_read_whole(s, name, &raw, &len, err)) < 0)
 		return r;
 	j = json_loadb(raw, len, JSON_DECODE_ANY, &je);
 	if (!j) {
@@ -292,7 +252,7 @@ static int load_json(struct source *s, const char *name, json_t **ret, char **re
 }
 
 /* "sha256:<64 hex>" (or sha512) → "blobs/sha256/<hex>"; anything else is refused. */
-static int blob_path(const char *digest, char *out, size_t outlen)
+int source_blob_path(const char *digest, char *out, size_t outlen)
 {
 	const char *colon = digest ? strchr(digest, ':') : NULL;
 	size_t alen, hlen;
@@ -310,17 +270,17 @@ static int blob_path(const char *digest, char *out, size_t outlen)
 	return 0;
 }
 
-static int load_blob_json(struct source *s, const char *digest, json_t **ret, char **ret_raw,
+int source_load_blob_json(struct source *s, const char *digest, json_t **ret, char **ret_raw,
                           size_t *ret_len, struct err *err)
 {
 	char path[256];
 
 	int r;
 
-	if (blob_path(digest, path, sizeof(path)) < 0)
+	if (source_blob_path(digest, path, sizeof(path)) < 0)
 		return err_set(err, -EINVAL, "%s: malformed digest \"%.80s\"", s->path,
 		               digest ? digest : "(none)");
-	r = load_json(s, path, ret, ret_raw, ret_len, err);
+	r = source_load_json(s, path, ret, ret_raw, ret_len, err);
 	if (r == -ENOENT)
 		err_set(err, r, "%s: blob %s is missing from the image", s->path, digest);
 	return r;
@@ -328,7 +288,7 @@ static int load_blob_json(struct source *s, const char *digest, json_t **ret, ch
 
 /* ---- candidates ---- */
 
-static const char *jstr(json_t *o, const char *key)
+const char *source_jstr(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
 }
@@ -374,7 +334,8 @@ static int add_candidate(struct source *s, const char *name, const char *digest,
 
 static char *platform_string(json_t *p)
 {
-	const char *os = jstr(p, "os"), *arch = jstr(p, "architecture"), *var = jstr(p, "variant");
+	const char *os = source_jstr(p, "os"), *arch = source_jstr(p, "architecture"),
+	           *var = source_jstr(p, "variant");
 	char *out;
 
 	if (!os || !arch)
@@ -387,12 +348,12 @@ static char *platform_string(json_t *p)
 static int is_attestation(json_t *desc)
 {
 	json_t *ann = json_object_get(desc, "annotations");
-	const char *t = jstr(ann, "vnd.docker.reference.type");
+	const char *t = source_jstr(ann, "vnd.docker.reference.type");
 	json_t *p = json_object_get(desc, "platform");
 
 	if (t && strcmp(t, "attestation-manifest") == 0)
 		return 1;
-	return p && jstr(p, "os") && strcmp(jstr(p, "os"), "unknown") == 0;
+	return p && source_jstr(p, "os") && strcmp(source_jstr(p, "os"), "unknown") == 0;
 }
 
 static int walk_index(struct source *s, json_t *index, const char *name, const char *parents,
@@ -402,9 +363,9 @@ static int walk_index(struct source *s, json_t *index, const char *name, const c
 static int walk_descriptor(struct source *s, json_t *desc, const char *name, const char *parents,
                            int depth, struct err *err)
 {
-	const char *mt = jstr(desc, "mediaType"), *digest = jstr(desc, "digest");
+	const char *mt = source_jstr(desc, "mediaType"), *digest = source_jstr(desc, "digest");
 	json_t *ann = json_object_get(desc, "annotations");
-	const char *ref = jstr(ann, "org.opencontainers.image.ref.name");
+	const char *ref = source_jstr(ann, "org.opencontainers.image.ref.name");
 	json_t *child = NULL;
 	char *plat = NULL, *np = NULL, *names = NULL;
 	int r = 0;
@@ -430,14 +391,14 @@ static int walk_descriptor(struct source *s, json_t *desc, const char *name, con
 				s->cands[s->ncands - 1].broken = -ELOOP;
 			goto out;
 		}
-		if ((r = load_blob_json(s, digest, &child, NULL, NULL, err)) < 0) {
+		if ((r = source_load_blob_json(s, digest, &child, NULL, NULL, err)) < 0) {
 			if (r == -ENOENT) {
 				err_clear(err);
 				r = add_candidate(s, name, digest, parents, NULL, -1);
 			}
 			goto out;
 		}
-		const char *cmt = jstr(child, "mediaType");
+		const char *cmt = source_jstr(child, "mediaType");
 		if (json_is_array(json_object_get(child, "manifests")) ||
 		    (cmt && (!strcmp(cmt, MT_OCI_INDEX) || !strcmp(cmt, MT_DOCKER_LIST)))) {
 			if (asprintf(&np, "%s %s", parents, digest) < 0) {
@@ -486,7 +447,7 @@ static int docker_candidates(struct source *s, struct err *err)
 	json_array_foreach(m, i, e)
 	{
 		json_t *tags = json_object_get(e, "RepoTags"), *t;
-		const char *config = jstr(e, "Config");
+		const char *config = source_jstr(e, "Config");
 		struct buf names = BUF_INIT;
 		char digest[80] = "";
 		size_t j;
@@ -522,7 +483,7 @@ static int find_candidates(struct source *s, struct err *err)
 	int r;
 
 	if (s->fd >= 0 && find_member(s, "manifest.json")) {
-		r = load_json(s, "manifest.json", &m, NULL, NULL, err);
+		r = source_load_json(s, "manifest.json", &m, NULL, NULL, err);
 		if (r < 0)
 			return r;
 		if (json_is_array(m) && json_array_size(m) > 0) {
@@ -530,15 +491,16 @@ static int find_candidates(struct source *s, struct err *err)
 			s->kind = "docker-archive";
 			return docker_candidates(s, err);
 		}
+		int is_null = json_is_null(m);
+
 		json_decref(m);
 		if (!find_member(s, "index.json"))
 			return err_set(err, -EINVAL,
 			               "%s: manifest.json holds no image (%s); "
 			               "pre-1.10 docker save archives are not supported",
-			               s->path,
-			               json_is_null(m) ? "it is null" : "empty or not a list");
+			               s->path, is_null ? "it is null" : "empty or not a list");
 	}
-	if ((r = load_json(s, "index.json", &index, NULL, NULL, err)) < 0) {
+	if ((r = source_load_json(s, "index.json", &index, NULL, NULL, err)) < 0) {
 		if (r == -ENOENT)
 			err_set(err, r,
 			        "%s: not an image: no index.json (OCI layout) or "
@@ -626,394 +588,4 @@ void source_free(struct source *s)
 const char *source_kind(const struct source *s)
 {
 	return s->kind;
-}
-
-/* ---- selection ---- */
-
-static int tag_matches(const char *names, const char *tag)
-{
-	size_t tlen = strlen(tag);
-
-	for (const char *p = names; *p;) {
-		const char *end = strchr(p, ',');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-
-		/* "repo:tag" matches both its whole self and its tag part */
-		if ((n == tlen && !memcmp(p, tag, n)) ||
-		    (n > tlen && p[n - tlen - 1] == ':' && !memcmp(p + n - tlen, tag, tlen)))
-			return 1;
-		p += n + (end ? 1 : 0);
-	}
-	return 0;
-}
-
-static int digest_matches(const struct candidate *c, const char *digest)
-{
-	const char *want = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
-	const char *have = strchr(c->digest, ':') ? strchr(c->digest, ':') + 1 : c->digest;
-
-	if (strlen(want) < 4)
-		return 0;
-	return strncmp(have, want, strlen(want)) == 0 || strstr(c->parents, want) != NULL;
-}
-
-static int platform_matches(const struct candidate *c, const char *platform)
-{
-	size_t n = strlen(platform);
-
-	if (!c->platform)
-		return 0;
-	return strncmp(c->platform, platform, n) == 0 &&
-	       (c->platform[n] == '\0' || c->platform[n] == '/');
-}
-
-/*
- * The candidates for a message, one group per name: "b1 [linux/amd64
- * linux/arm64], v1, (untagged) sha256:0123abcd". `strata images` has the
- * full list; this has to fit on a line.
- */
-static int describe(const struct source *s, const int *pick, struct buf *out)
-{
-	int r = 0;
-
-	for (uint32_t i = 0; i < s->ncands && r == 0; i++) {
-		const struct candidate *c = &s->cands[i];
-		uint32_t j;
-
-		if (pick && !pick[i])
-			continue;
-		/* names seen before were described with their first candidate */
-		for (j = 0; j < i; j++)
-			if ((!pick || pick[j]) && c->name[0] && !strcmp(s->cands[j].name, c->name))
-				break;
-		if (j < i)
-			continue;
-		r = buf_printf(out, "%s%s", out->len ? ", " : "",
-		               c->name[0] ? c->name : "(untagged)");
-		if (r == 0 && !c->name[0])
-			r = buf_printf(out, " %.19s", c->digest);
-		/* the platforms this name offers */
-		struct buf plats = BUF_INIT;
-
-		for (j = i; r == 0 && j < s->ncands && c->name[0]; j++) {
-			const struct candidate *d = &s->cands[j];
-
-			/* what tells the images of one name apart: platform, else digest */
-			if ((!pick || pick[j]) && !strcmp(d->name, c->name) &&
-			    (d->platform || j != i))
-				r = buf_printf(&plats, "%s%.*s", plats.len ? " " : "",
-				               d->platform ? (int)strlen(d->platform) : 19,
-				               d->platform ? d->platform : d->digest);
-
-			if (r == 0 && j == i && !d->platform && plats.len == 0)
-				r = buf_printf(&plats, "%.19s", d->digest);
-		}
-		if (r == 0 && plats.len)
-			r = buf_printf(out, " [%s]", plats.data);
-		buf_release(&plats);
-	}
-	return r;
-}
-
-int source_list(struct source *s, char **ret_text, struct err *err)
-{
-	struct buf b = BUF_INIT;
-
-	for (uint32_t i = 0; i < s->ncands; i++) {
-		const struct candidate *c = &s->cands[i];
-
-		if (buf_printf(&b, "%s\t%s\t%s\n", c->name[0] ? c->name : "(untagged)", c->digest,
-		               c->platform ? c->platform : "-") < 0) {
-			buf_release(&b);
-			return err_set(err, -ENOMEM, "out of memory");
-		}
-	}
-	*ret_text = buf_detach(&b, NULL);
-	return 0;
-}
-
-static char *xstrdup(const char *p)
-{
-	return p ? strdup(p) : NULL;
-}
-
-/* Fills the per-layer history and diff_ids from the config. */
-static void apply_config(struct source_image *img)
-{
-	json_t *cfg = json_loadb(img->config, img->config_len, 0, NULL);
-	json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
-	json_t *history = json_object_get(cfg, "history"), *h;
-	uint32_t layer = 0;
-	size_t i;
-
-	for (uint32_t k = 0; k < img->nlayers; k++)
-		img->layers[k].diff_id = xstrdup(json_string_value(json_array_get(diff_ids, k)));
-	img->nhistory = (uint32_t)json_array_size(history);
-	/* empty_layer entries (ENV, LABEL, ...) have no layer: they must not shift the mapping */
-	json_array_foreach(history, i, h)
-	{
-		if (json_is_true(json_object_get(h, "empty_layer")))
-			continue;
-		if (layer >= img->nlayers)
-			break;
-		img->layers[layer++].created_by = xstrdup(jstr(h, "created_by"));
-	}
-	json_decref(cfg);
-}
-
-static int set_layer(struct source *s, struct source_image *img, uint32_t i, const char *file,
-                     const char *digest, const char *mt, struct err *err)
-{
-	struct source_layer *l = &img->layers[i];
-	int r;
-
-	l->digest = xstrdup(digest);
-	l->media_type = xstrdup(mt);
-	if (mt && strstr(mt, "+encrypted"))
-		return err_set(err, -ENOTSUP,
-		               "%s: layer %u (%s) is encrypted (%s); strata cannot "
-		               "decrypt layers",
-		               s->path, i, digest ? digest : file, mt);
-	r = locate(s, file, &l->fd, &l->offset, &l->size, err);
-	if (r == -ENOENT)
-		return err_set(err, r, "%s: layer %u blob %s is missing from the image%s", s->path,
-		               i, digest ? digest : file,
-		               mt && strstr(mt, "foreign") ? " (a foreign layer, kept elsewhere)"
-		                                           : "");
-	return r;
-}
-
-static int docker_image(struct source *s, const struct candidate *c, struct source_image *img,
-                        struct err *err)
-{
-	json_t *e = json_array_get(s->docker_manifest, (size_t)c->docker_index);
-	json_t *layers = json_object_get(e, "Layers"), *lj;
-	json_t *cfg = NULL;
-	size_t i;
-	int r;
-
-	/* as stored: the archive's manifest.json, every image of it */
-	if ((r = read_whole(s, "manifest.json", &img->manifest, &img->manifest_len, err)) < 0)
-		return r;
-	img->config_digest = xstrdup(c->digest);
-
-	if ((r = load_json(s, jstr(e, "Config"), &cfg, &img->config, &img->config_len, err)) < 0)
-		return r;
-	json_decref(cfg);
-	if (json_array_size(layers) > SOURCE_MAX_LAYERS)
-		return err_set(err, -E2BIG, "%s: %zu layers, over the limit of %u", s->path,
-		               json_array_size(layers), SOURCE_MAX_LAYERS);
-	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
-	if (!img->layers)
-		return err_set(err, -ENOMEM, "out of memory");
-	json_array_foreach(layers, i, lj)
-	{
-		const char *file = json_string_value(lj);
-		char digest[80], *d = NULL;
-
-		if (!file)
-			return err_set(err, -EINVAL, "%s: manifest.json layer %zu is not a string",
-			               s->path, i);
-		img->nlayers = (uint32_t)i + 1;
-		/* Docker 25+ names layers by blob path, which gives their digest */
-		if (!strncmp(file, "blobs/sha256/", 13) && strlen(file) == 13 + 64) {
-			snprintf(digest, sizeof(digest), "sha256:%s", file + 13);
-			d = digest;
-		}
-		if ((r = set_layer(s, img, (uint32_t)i, file, d, NULL, err)) < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int oci_image(struct source *s, const struct candidate *c, struct source_image *img,
-                     struct err *err)
-{
-	json_t *m = NULL, *cfgd, *layers, *lj, *cfg = NULL;
-	const char *cmt;
-	char path[256];
-	size_t i;
-	int r;
-
-	img->manifest_digest = xstrdup(c->digest);
-	if ((r = load_blob_json(s, c->digest, &m, &img->manifest, &img->manifest_len, err)) < 0)
-		goto out;
-	cfgd = json_object_get(m, "config");
-	layers = json_object_get(m, "layers");
-	cmt = jstr(cfgd, "mediaType");
-	if (!cfgd || !json_is_array(layers)) {
-		r = err_set(err, -EINVAL, "%s: %s is not an image manifest (no config or layers)",
-		            s->path, c->digest);
-		goto out;
-	}
-	if (cmt && strcmp(cmt, MT_OCI_CONFIG) && strcmp(cmt, MT_DOCKER_CONFIG)) {
-		r = err_set(err, -EINVAL,
-		            "%s: %s is not a container image but an artifact "
-		            "(config media type %s)",
-		            s->path, c->digest, cmt);
-		goto out;
-	}
-	img->config_digest = xstrdup(jstr(cfgd, "digest"));
-	if (blob_path(img->config_digest, path, sizeof(path)) < 0) {
-		r = err_set(err, -EINVAL, "%s: manifest %s has a malformed config digest", s->path,
-		            c->digest);
-		goto out;
-	}
-	if ((r = load_json(s, path, &cfg, &img->config, &img->config_len, err)) < 0)
-		goto out;
-	if (json_array_size(layers) > SOURCE_MAX_LAYERS) {
-		r = err_set(err, -E2BIG, "%s: %zu layers, over the limit of %u", s->path,
-		            json_array_size(layers), SOURCE_MAX_LAYERS);
-		goto out;
-	}
-	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
-	if (!img->layers) {
-		r = err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	json_array_foreach(layers, i, lj)
-	{
-		const char *d = jstr(lj, "digest");
-
-		img->nlayers = (uint32_t)i + 1;
-		if (blob_path(d, path, sizeof(path)) < 0) {
-			r = err_set(err, -EINVAL, "%s: layer %zu has a malformed digest", s->path,
-			            i);
-			goto out;
-		}
-		if ((r = set_layer(s, img, (uint32_t)i, path, d, jstr(lj, "mediaType"), err)) < 0)
-			goto out;
-	}
-out:
-	json_decref(m);
-	json_decref(cfg);
-	return r;
-}
-
-int source_select(struct source *s, const struct source_select *sel,
-                  struct source_image **ret_image, struct err *err)
-{
-	struct source_select none = {0};
-	struct source_image *img = NULL;
-	int *pick = calloc(s->ncands + 1, sizeof(*pick));
-	struct buf list = BUF_INIT;
-	uint32_t n = 0, chosen = 0;
-	int r;
-
-	if (!sel)
-		sel = &none;
-	if (!pick)
-		return err_set(err, -ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < s->ncands; i++) {
-		const struct candidate *c = &s->cands[i];
-
-		pick[i] = (!sel->tag || tag_matches(c->name, sel->tag)) &&
-		          (!sel->digest || digest_matches(c, sel->digest)) &&
-		          (!sel->platform || platform_matches(c, sel->platform));
-		if (pick[i]) {
-			/* one image reached through several names or indexes is still one image */
-			if (n && !strcmp(s->cands[chosen].digest, c->digest) &&
-			    !strcmp(s->cands[chosen].platform ? s->cands[chosen].platform : "",
-			            c->platform ? c->platform : ""))
-				continue;
-			n++;
-			chosen = i;
-		}
-	}
-	if (n == 1 && s->cands[chosen].broken) {
-		r = err_set(err, s->cands[chosen].broken,
-		            "%s: %s is an index that refers to itself "
-		            "or nests deeper than %d levels",
-		            s->path, s->cands[chosen].digest, SOURCE_MAX_DEPTH);
-		goto out;
-	}
-	if (n != 1) {
-
-		describe(s, n ? pick : NULL, &list);
-		if (n == 0)
-			r = err_set(err, -ENOENT,
-			            "%s: no image matches %s%s%s%s%s; the image holds: %s", s->path,
-			            sel->tag ? "tag " : "", sel->tag ? sel->tag : "",
-			            sel->digest ? " digest " : "", sel->digest ? sel->digest : "",
-			            sel->platform ? " and the platform" : "",
-			            list.len ? list.data : "nothing");
-		else
-			r = err_set(err, -EINVAL,
-			            "%s: holds %u images; pick one with IMAGE:TAG, "
-			            "IMAGE@DIGEST or --platform OS/ARCH: %s",
-			            s->path, n, list.data);
-		goto out;
-	}
-	img = calloc(1, sizeof(*img));
-	if (!img) {
-		r = err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	const struct candidate *c = &s->cands[chosen];
-	img->name = strdup(c->name[0] ? c->name : c->digest);
-	img->platform = xstrdup(c->platform);
-	r = c->docker_index >= 0 ? docker_image(s, c, img, err) : oci_image(s, c, img, err);
-	if (r < 0)
-		goto out;
-	apply_config(img);
-	*ret_image = img;
-	img = NULL;
-out:
-	buf_release(&list);
-	free(pick);
-	source_image_free(img);
-	return r;
-}
-
-void source_image_free(struct source_image *img)
-{
-	if (!img)
-		return;
-	for (uint32_t i = 0; i < img->nlayers; i++) {
-		free(img->layers[i].digest);
-		free(img->layers[i].diff_id);
-		free(img->layers[i].media_type);
-		free(img->layers[i].created_by);
-	}
-	free(img->layers);
-	free(img->name);
-	free(img->manifest_digest);
-	free(img->config_digest);
-	free(img->platform);
-	free(img->manifest);
-	free(img->config);
-	free(img);
-}
-
-int source_parse_ref(const char *arg, char **ret_path, struct source_select *sel, struct err *err)
-{
-	struct stat st;
-	char *path = strdup(arg), *at, *colon;
-
-	if (!path)
-		return err_set(err, -ENOMEM, "out of memory");
-	if (stat(path, &st) == 0) {
-		*ret_path = path;
-		return 0;
-	}
-	at = strrchr(path, '@');
-	if (at && stat((*at = '\0', path), &st) == 0) {
-		sel->digest = arg + (at - path) + 1;
-		*ret_path = path;
-		return 0;
-	}
-	if (at)
-		*at = '@';
-	/* the tag may itself hold ':' (repo:tag), so try every split from the left */
-	for (colon = strchr(path, ':'); colon; colon = strchr(colon + 1, ':')) {
-		*colon = '\0';
-		if (stat(path, &st) == 0) {
-			sel->tag = arg + (colon - path) + 1;
-			*ret_path = path;
-			return 0;
-		}
-		*colon = ':';
-	}
-	free(path);
-	return err_set(err, -ENOENT, "%s: no such file or directory", arg);
 }

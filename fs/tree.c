@@ -20,95 +20,8 @@
 #include <sys/sysmacros.h>
 
 #include "buf.h"
-
-#define TREE_MAX_WARNINGS 64
-
-/* A node of the finished tree: 32 bytes. */
-struct tnode {
-	const char *name;
-	uint32_t name_len;
-	uint32_t parent;
-	uint32_t first; /* first child */
-	uint32_t count; /* number of children */
-	uint32_t entry; /* TREE_NONE: implied directory */
-	uint16_t layer;
-	uint16_t linked; /* 1: shares an inode, see struct tlink */
-};
-
-/* A node that shares its inode with others (hardlinks). Sorted by node. */
-struct tlink {
-	uint32_t node;
-	uint32_t ino; /* the group's representative node */
-	uint32_t nlink;
-	uint32_t data_layer;
-	uint32_t data_entry;
-};
-
-struct tree {
-	struct layer *const *layers;
-	uint32_t nlayers;
-	struct tnode *nodes;
-	uint32_t nnodes;
-	struct tlink *links;
-	uint32_t nlinks;
-	struct buf hidden;              /* struct tree_hidden[] */
-	struct tree_layer_stats *stats; /* per layer, indexed by layer */
-	uint32_t *shown; /* deleted view: node -> index in shown_hidden, or TREE_NONE */
-	struct tree_hidden *shown_hidden; /* deleted view: the versions it shows */
-	char **names; /* deleted view: names made up for older versions ("x;L02") */
-	uint32_t nnames;
-	char **warnings;
-	uint32_t nwarnings;
-};
-
-/* Build-time node. */
-struct bnode {
-	const char *name;
-	uint32_t name_len;
-	uint32_t parent;
-	uint32_t first_child;
-	uint32_t next_sibling;
-	uint32_t layer, entry;           /* version shown; TREE_NONE entry: implied dir */
-	uint32_t data_layer, data_entry; /* where its bytes are (hardlinks) */
-	uint32_t aux;                    /* deleted view: index of the hidden version shown */
-	uint8_t dead;
-	uint8_t dir;
-};
-
-struct builder {
-	struct tree *t;
-	struct bnode *n;
-	uint32_t nn, capn;
-	uint32_t *slots; /* hash: node index + 1, 0 = empty */
-	uint32_t nslots, used;
-	uint32_t *stack; /* scratch for subtree walks */
-	uint32_t capstack;
-	int record_hidden;
-};
-
-static void tree_warn(struct tree *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void tree_warn(struct tree *t, const char *fmt, ...)
-{
-	char **w, *s;
-	va_list ap;
-
-	if (t->nwarnings >= TREE_MAX_WARNINGS)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		return;
-	w = realloc(t->warnings, (t->nwarnings + 1) * sizeof(*w));
-	if (!w) {
-		free(s);
-		return;
-	}
-	t->warnings = w;
-	w[t->nwarnings++] = s;
-}
+#include "tree_int.h"
+#include "strlist.h"
 
 static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
 {
@@ -142,7 +55,7 @@ static uint32_t *find_slot(struct builder *b, uint32_t parent, const char *name,
 	}
 }
 
-static int grow_slots(struct builder *b)
+int tb_grow_slots(struct builder *b)
 {
 	uint32_t old_n = b->nslots, *old = b->slots;
 
@@ -166,7 +79,7 @@ static int grow_slots(struct builder *b)
 }
 
 /* The live child (parent, name), or TREE_NONE. */
-static uint32_t child(struct builder *b, uint32_t parent, const char *name, size_t len)
+uint32_t tb_child(struct builder *b, uint32_t parent, const char *name, size_t len)
 {
 	uint32_t s = *find_slot(b, parent, name, len);
 
@@ -175,14 +88,14 @@ static uint32_t child(struct builder *b, uint32_t parent, const char *name, size
 	return s - 1;
 }
 
-static int new_node(struct builder *b, uint32_t parent, const char *name, size_t len,
-                    uint32_t layer, uint32_t entry, int dir, uint32_t *ret)
+int tb_new_node(struct builder *b, uint32_t parent, const char *name, size_t len, uint32_t layer,
+                uint32_t entry, int dir, uint32_t *ret)
 {
 	struct bnode *n;
 	uint32_t idx;
 	int r;
 
-	if ((b->used + 1) * 2 > b->nslots && (r = grow_slots(b)) < 0)
+	if ((b->used + 1) * 2 > b->nslots && (r = tb_grow_slots(b)) < 0)
 		return r;
 	if (b->nn == b->capn) {
 		uint32_t cap = b->capn ? b->capn * 2 : 1024;
@@ -291,7 +204,7 @@ static int walk_parent(struct builder *b, const char *path, uint32_t layer, int 
 
 	while ((slash = strchr(p, '/'))) {
 		size_t len = (size_t)(slash - p);
-		uint32_t c = child(b, dir, p, len);
+		uint32_t c = tb_child(b, dir, p, len);
 
 		if (c != TREE_NONE && !b->n[c].dir) {
 			/*
@@ -313,7 +226,7 @@ static int walk_parent(struct builder *b, const char *path, uint32_t layer, int 
 				*ret_dir = TREE_NONE;
 				return 0;
 			}
-			if ((r = new_node(b, dir, p, len, layer, TREE_NONE, 1, &c)) < 0)
+			if ((r = tb_new_node(b, dir, p, len, layer, TREE_NONE, 1, &c)) < 0)
 				return r;
 		}
 		dir = c;
@@ -339,7 +252,7 @@ static int apply_whiteout(struct builder *b, const struct layer *l, uint32_t li,
 				return r;
 		return 0;
 	}
-	c = child(b, dir, base + 4, strlen(base + 4));
+	c = tb_child(b, dir, base + 4, strlen(base + 4));
 	if (c == TREE_NONE)
 		return 0;
 	return kill_subtree(b, c, li, TREE_WHITEOUT);
@@ -353,7 +266,7 @@ static uint32_t build_resolve(struct builder *b, const char *path)
 
 	if (walk_parent(b, path, 0, 0, &dir, &base) < 0 || dir == TREE_NONE)
 		return TREE_NONE;
-	return child(b, dir, base, strlen(base));
+	return tb_child(b, dir, base, strlen(base));
 }
 
 static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, uint32_t ei)
@@ -383,7 +296,7 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 		          path);
 		return 0;
 	}
-	c = child(b, dir, base, strlen(base));
+	c = tb_child(b, dir, base, strlen(base));
 
 	/* a path the lower layers had is changed; a new one is added; a same-layer repeat is
 	 * neither */
@@ -400,7 +313,7 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 		if ((r = kill_subtree(b, c, li, TREE_SHADOWED)) < 0)
 			return r;
 	}
-	if ((r = new_node(b, dir, base, strlen(base), li, ei, is_dir, &c)) < 0)
+	if ((r = tb_new_node(b, dir, base, strlen(base), li, ei, is_dir, &c)) < 0)
 		return r;
 	b->n[c].data_layer = data_layer;
 	b->n[c].data_entry = data_entry;
@@ -472,7 +385,7 @@ static struct group *group_find(struct group *g, uint32_t mask, uint32_t layer, 
 }
 
 /* Turns the live build nodes into the final sorted array, and finds hardlink groups. */
-static int finish(struct builder *b)
+int tb_finish(struct builder *b)
 {
 	struct tree *t = b->t;
 	uint32_t *order = NULL, *newidx = NULL, n = 0, head = 0;
@@ -575,13 +488,13 @@ static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, 
 		goto out;
 	b.t = t;
 	b.record_hidden = !raw;
-	if ((r = grow_slots(&b)) < 0 ||
-	    (r = new_node(&b, 0, "", 0, first, TREE_NONE, 1, &root)) < 0)
+	if ((r = tb_grow_slots(&b)) < 0 ||
+	    (r = tb_new_node(&b, 0, "", 0, first, TREE_NONE, 1, &root)) < 0)
 		goto out;
 	for (uint32_t i = first; i < nlayers; i++)
 		if ((r = apply_layer(&b, layers[i], i, raw)) < 0)
 			goto out;
-	if ((r = finish(&b)) < 0)
+	if ((r = tb_finish(&b)) < 0)
 		goto out;
 	*ret_tree = t;
 	t = NULL;
@@ -609,164 +522,6 @@ int tree_build_layer(struct layer *const *layers, uint32_t index, struct tree **
 }
 
 /* Newest first: higher layer, then later entry. */
-static int cmp_hidden_newest(const void *pa, const void *pb)
-{
-	const struct tree_hidden *a = pa, *b = pb;
-
-	if (a->layer != b->layer)
-		return a->layer > b->layer ? -1 : 1;
-	return a->entry > b->entry ? -1 : a->entry < b->entry;
-}
-
-/* Keeps a made-up name alive for as long as the tree. */
-static const char *keep_name(struct tree *t, char *name)
-{
-	char **p = realloc(t->names, (t->nnames + 1) * sizeof(*p));
-
-	if (!p) {
-		free(name);
-		return NULL;
-	}
-	t->names = p;
-	p[t->nnames++] = name;
-	return name;
-}
-
-/* The bytes of a hidden hardlink: the last entry of its layer at the link's target. */
-static void hidden_link_data(const struct layer *l, const struct layer_entry *e, uint32_t li,
-                             struct bnode *n)
-{
-	const char *target = layer_str(l, e->link);
-
-	for (uint32_t i = layer_count(l); i-- > 0;) {
-		const struct layer_entry *t = layer_entry(l, i);
-
-		if (t->type != LAYER_HARDLINK && !strcmp(layer_str(l, t->path), target)) {
-			n->data_layer = li;
-			n->data_entry = i;
-			return;
-		}
-	}
-}
-
-/*
- * The name for an older version where name is taken: "NAME;LNN", then
- * "NAME;LNN.2", ... With want_dir, an existing directory of that name is
- * taken as it is. Sets *ret_node to the existing directory or TREE_NONE.
- */
-static int older_name(struct builder *b, uint32_t dir, const char *name, size_t len,
-                      uint32_t layer, int want_dir, const char **ret_name, size_t *ret_len,
-                      uint32_t *ret_node)
-{
-	for (unsigned k = 1;; k++) {
-		const char *kept;
-		char *s;
-		uint32_t c;
-
-		if ((k == 1 ? asprintf(&s, "%.*s;L%02u", (int)len, name, layer)
-		            : asprintf(&s, "%.*s;L%02u.%u", (int)len, name, layer, k)) < 0 ||
-		    !(kept = keep_name(b->t, s)))
-			return -ENOMEM;
-		c = child(b, dir, kept, strlen(kept));
-		if (c == TREE_NONE || (want_dir && b->n[c].dir)) {
-			*ret_name = kept;
-			*ret_len = strlen(kept);
-			*ret_node = c;
-			return 0;
-		}
-	}
-}
-
-/* Places one hidden version in the deleted view. */
-static int place_hidden(struct builder *b, const struct tree_hidden *h, uint32_t index)
-{
-	const struct layer *l = b->t->layers[h->layer];
-	const struct layer_entry *e = layer_entry(l, h->entry);
-	const char *path = layer_str(l, e->path), *base;
-	int is_dir = e->type == LAYER_DIR;
-	uint32_t dir, c;
-	size_t len;
-	int r;
-
-	/*
-	 * Parents are implied directories. Where a newer hidden version that is
-	 * not a directory already holds a parent's name, this older version's
-	 * parent is the older name "NAME;LNN" of the same scheme as files.
-	 */
-	dir = 0;
-	for (const char *p = path, *slash; (slash = strchr(p, '/')); p = slash + 1) {
-		size_t clen = (size_t)(slash - p);
-		const char *cname = p;
-
-		c = child(b, dir, p, clen);
-		if (c != TREE_NONE && !b->n[c].dir &&
-		    (r = older_name(b, dir, p, clen, h->layer, 1, &cname, &clen, &c)) < 0)
-			return r;
-		if (c == TREE_NONE &&
-		    (r = new_node(b, dir, cname, clen, h->layer, TREE_NONE, 1, &c)) < 0)
-			return r;
-		dir = c;
-	}
-	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	len = strlen(base);
-	c = child(b, dir, base, len);
-	if (c != TREE_NONE && is_dir && b->n[c].dir) {
-		/* versions of one directory merge: the newest shows, or this one if it was implied */
-		if (b->n[c].entry == TREE_NONE) {
-			b->n[c].layer = b->n[c].data_layer = h->layer;
-			b->n[c].entry = b->n[c].data_entry = h->entry;
-			b->n[c].aux = index;
-		}
-		return 0;
-	}
-	if (c != TREE_NONE && (r = older_name(b, dir, base, len, h->layer, 0, &base, &len, &c)) < 0)
-		return r;
-	if ((r = new_node(b, dir, base, len, h->layer, h->entry, is_dir, &c)) < 0)
-		return r;
-	b->n[c].aux = index;
-	if (e->type == LAYER_HARDLINK)
-		hidden_link_data(l, e, h->layer, &b->n[c]);
-	return 0;
-}
-
-int tree_build_deleted(const struct tree *merged, struct tree **ret_tree, struct err *err)
-{
-	uint32_t n = tree_hidden_count(merged);
-	struct builder b = {0};
-	struct tree *t = calloc(1, sizeof(*t));
-	uint32_t root;
-	int r = -ENOMEM;
-
-	if (!t)
-		goto out;
-	t->layers = merged->layers;
-	t->nlayers = merged->nlayers;
-	t->shown_hidden = malloc(((size_t)n + 1) * sizeof(*t->shown_hidden));
-	if (!t->shown_hidden)
-		goto out;
-	if (n)
-		memcpy(t->shown_hidden, merged->hidden.data, (size_t)n * sizeof(*t->shown_hidden));
-	qsort(t->shown_hidden, n, sizeof(*t->shown_hidden), cmp_hidden_newest);
-	b.t = t;
-	if ((r = grow_slots(&b)) < 0 || (r = new_node(&b, 0, "", 0, 0, TREE_NONE, 1, &root)) < 0)
-		goto out;
-	for (uint32_t i = 0; i < n; i++)
-		if ((r = place_hidden(&b, &t->shown_hidden[i], i)) < 0)
-			goto out;
-	if ((r = finish(&b)) < 0)
-		goto out;
-	*ret_tree = t;
-	t = NULL;
-out:
-	if (r < 0)
-		err_set(err, r, "building the deleted view: %s", strerror(-r));
-	free(b.n);
-	free(b.slots);
-	free(b.stack);
-	tree_free(t);
-	return r;
-}
-
 void tree_layer_stats(const struct tree *t, uint32_t layer, struct tree_layer_stats *ret)
 {
 	*ret = layer < t->nlayers && t->stats ? t->stats[layer] : (struct tree_layer_stats){0};
@@ -793,9 +548,7 @@ void tree_free(struct tree *t)
 		free(t->names[i]);
 	free(t->names);
 	buf_release(&t->hidden);
-	for (uint32_t i = 0; i < t->nwarnings; i++)
-		free(t->warnings[i]);
-	free(t->warnings);
+	strlist_release(&t->warnings);
 	free(t);
 }
 
@@ -961,10 +714,10 @@ const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i)
 
 uint32_t tree_warning_count(const struct tree *t)
 {
-	return t->nwarnings;
+	return t->warnings.n;
 }
 
 const char *tree_warning(const struct tree *t, uint32_t i)
 {
-	return t->warnings[i];
+	return t->warnings.v[i];
 }

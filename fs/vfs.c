@@ -12,6 +12,8 @@
 #include "vfs.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 
 #include <stdio.h>
@@ -34,6 +36,7 @@ enum virt {
 	V_CONFIG,
 	V_HISTORY,
 	V_DELETED_TSV,
+	V_STATUS,
 	V_COUNT,
 };
 
@@ -50,6 +53,7 @@ static const struct {
     [V_CONFIG] = {"config.json", V_IMAGE, 0},
     [V_HISTORY] = {"history", V_IMAGE, 0},
     [V_DELETED_TSV] = {"deleted.tsv", V_IMAGE, 0},
+    [V_STATUS] = {"status", V_IMAGE, 0},
 };
 
 #define VIEW_MERGED  1u
@@ -105,7 +109,10 @@ static const char *virt_data(struct vfs *v, enum virt n, size_t *ret_len)
 		return si->config;
 	case V_HISTORY:
 		return image_history(v->img, ret_len);
+	case V_STATUS:
+		return image_status(v->img, ret_len);
 	case V_DELETED_TSV: {
+
 		const char *text;
 
 		if (image_deleted_tsv(v->img, &text, ret_len, NULL) < 0)
@@ -318,11 +325,21 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (ino_view(ino) != VIEW_SECRETS) {
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
-	}
+	if (ino_view(ino) == VIEW_SECRETS)
+		return vsec_opendir(req, vfs_of(req), ino_node(ino), fi);
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* lookups in a directory must not wait for a long readdir (.secrets/status) */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
 int vfs_add_dirent(fuse_req_t req, char *buf, size_t size, size_t *pos, const char *name,
@@ -433,8 +450,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t len;
 		const char *n = tree_name(t, first + i, &len);
 
-		if (len >= sizeof(name))
-			continue; /* no system call could name it anyway */
+		/*
+		 * Longer names cannot be looked up (NAME_MAX), and one over the
+		 * kernel's FUSE limit would fail the whole listing: leave them out.
+		 */
+		if (len > NAME_MAX)
+			continue;
+
 		memcpy(name, n, len);
 		name[len] = '\0';
 		tree_to_stat(t, view, first + i, &st);
@@ -505,14 +527,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	n = tree_read(t, ino_node(ino), buf, size, (uint64_t)off, NULL);
 	scan = n > 0 && vsec_track_read((void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n,
 	                                &scan_layer, &scan_entry);
+	/*
+	 * Before the reply: once the read that completes a file returns, its
+	 * findings are in .secrets/. (The tracker itself must not be touched
+	 * after the reply either: the kernel may release the handle then.)
+	 */
+	if (scan)
+		vsec_scan(v, scan_layer, scan_entry);
 	if (n < 0)
 		fuse_reply_err(req, n == -EISDIR ? EISDIR : EIO);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
-	/* after the reply, so the reader does not wait for the scan */
-	if (scan)
-		vsec_scan(v, scan_layer, scan_entry);
 }
 
 /* The image's own xattrs of the version a node shows; without user.* ones if told. */
@@ -662,7 +688,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 }
 
 static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
     .lookup = op_lookup,
+
     .getattr = op_getattr,
     .readlink = op_readlink,
     .opendir = op_opendir,
@@ -675,9 +703,72 @@ static const struct fuse_lowlevel_ops ops = {
     .statfs = op_statfs,
 };
 
+/*
+ * SIGINT, SIGTERM and SIGHUP unmount. libfuse's own handlers only flag the
+ * session, and the worker threads of the multi-threaded loop stay blocked
+ * reading /dev/fuse until another request comes. So the signals are blocked
+ * in every thread and one thread waits for them: it ends the session and
+ * unmounts, which wakes the workers.
+ */
+struct signal_watch {
+	struct fuse_session *se;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	sigset_t set;
+	int started;
+	int unmounted;
+};
+
+static void unmount_once(struct signal_watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->unmounted && w->se) {
+		w->unmounted = 1;
+		fuse_session_unmount(w->se);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *signal_thread(void *arg)
+{
+	struct signal_watch *w = arg;
+	int sig;
+
+	if (sigwait(&w->set, &sig) == 0) {
+		fuse_session_exit(w->se);
+		unmount_once(w);
+	}
+	return NULL;
+}
+
+static int start_signal_watch(struct signal_watch *w)
+{
+	sigemptyset(&w->set);
+	sigaddset(&w->set, SIGINT);
+	sigaddset(&w->set, SIGTERM);
+	sigaddset(&w->set, SIGHUP);
+	/* blocked here, so in every thread made from now on, the loop's workers too */
+	if (pthread_sigmask(SIG_BLOCK, &w->set, NULL) != 0 ||
+	    pthread_create(&w->thread, NULL, signal_thread, w) != 0)
+		return -1;
+	w->started = 1;
+	return 0;
+}
+
+static void stop_signal_watch(struct signal_watch *w)
+{
+	if (!w->started)
+		return;
+	pthread_cancel(w->thread); /* sigwait is a cancellation point */
+	pthread_join(w->thread, NULL);
+	w->started = 0;
+}
+
 int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *opts,
               struct err *err)
 {
+	struct signal_watch watch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 	struct vfs v = {.img = img,
 	                .nlayers = image_layer_count(img),
 	                .mount_time = time(NULL),
@@ -717,28 +808,33 @@ int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *
 		r = err_set(err, -EINVAL, "cannot start a FUSE session (bad -o options? %s)", o);
 		goto out;
 	}
-	if (fuse_set_signal_handlers(se) < 0) {
-		r = err_set(err, -EIO, "cannot install signal handlers");
-		goto out;
-	}
+	watch.se = se;
 	if (fuse_session_mount(se, mountpoint) < 0) {
 		r = err_set(err, -EIO, "cannot mount on %s (does it exist? is /dev/fuse there?)",
 		            mountpoint);
-		goto out_signals;
+		watch.unmounted = 1; /* nothing was mounted */
+		goto out;
 	}
+
 	if (fuse_daemonize(opts->foreground) < 0) {
 		r = err_set(err, -EIO, "cannot daemonize");
-		goto out_unmount;
+		unmount_once(&watch);
+		goto out;
 	}
 	if (opts->max_threads)
 		cfg.max_idle_threads = opts->max_threads;
+	/* after the fork of fuse_daemonize: threads do not survive it */
+	if (start_signal_watch(&watch) < 0) {
+		r = err_set(err, -EIO, "cannot start the signal thread");
+		unmount_once(&watch);
+		goto out;
+	}
 	if (fuse_session_loop_mt(se, &cfg) < 0)
 		r = err_set(err, -EIO, "the FUSE session failed");
-out_unmount:
-	fuse_session_unmount(se);
-out_signals:
-	fuse_remove_signal_handlers(se);
+	stop_signal_watch(&watch);
+	unmount_once(&watch);
 out:
+
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);

@@ -25,7 +25,6 @@ struct vfs_opts {
 	unsigned max_threads;  /* FUSE worker threads, 0 = libfuse's default */
 	int show_secrets;      /* .secrets shows secrets in clear (-o show_secrets) */
 	int contain_symlinks;  /* absolute symlink targets made relative (-o contain_symlinks) */
-
 };
 
 /*

@@ -28,7 +28,6 @@ struct vfs {
 	int show_secrets;
 	int contain_symlinks; /* absolute symlink targets shown relative to the view root */
 
-
 	pthread_mutex_t sec_lock; /* guards sec */
 	struct secrets *sec;      /* made on first use: mounting scans nothing */
 	pthread_mutex_t dir_lock; /* guards secdir; held through the full scan */
@@ -51,6 +50,8 @@ struct secrets *vsec_get(struct vfs *v);
 int vsec_stat(struct vfs *v, uint32_t node, struct stat *st);
 void vsec_lookup(fuse_req_t req, struct vfs *v, uint32_t dir, const char *name);
 void vsec_readdir(fuse_req_t req, struct vfs *v, uint32_t dir, size_t size, off_t off);
+void vsec_opendir(fuse_req_t req, struct vfs *v, uint32_t dir, struct fuse_file_info *fi);
+
 void vsec_open(fuse_req_t req, struct vfs *v, uint32_t node, struct fuse_file_info *fi);
 void vsec_read(fuse_req_t req, struct vfs *v, uint32_t node, size_t size, off_t off);
 void vsec_readlink(fuse_req_t req, struct vfs *v, uint32_t node);
@@ -60,11 +61,12 @@ void vsec_free(struct vfs *v);
 void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size);
 /*
  * Records that [off, off + len) was read; returns 1 and the entry to scan
- * once the whole file has been. Call it before replying (the reply lets the
- * kernel release the handle) and vsec_scan() after.
+ * once the whole file has been, for vsec_scan(). Call both before replying:
+ * the reply lets the kernel release the handle.
  */
+
 int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer,
-		    uint32_t *ret_entry);
+                    uint32_t *ret_entry);
 void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry);
 
 void vsec_track_release(void *track);

@@ -123,9 +123,14 @@ void vsec_lookup(fuse_req_t req, struct vfs *v, uint32_t dir, const char *name)
 	uint32_t n;
 
 	if (dir == NODE_DIR && !strcmp(name, "status")) {
-		/* status changes while a scan runs: never cached */
+		/*
+		 * The name never changes, so the kernel keeps it and later opens
+		 * need no lookup (which could queue behind a long one); the
+		 * attributes change with every scan step, so they are not kept.
+		 */
 		vsec_stat(v, NODE_STATUS, &e.attr);
 		e.ino = e.attr.st_ino;
+		e.entry_timeout = VFS_TIMEOUT;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -182,7 +187,20 @@ reply:
 	free(buf);
 }
 
+/*
+ * Opening a directory of .secrets/ runs the full scan: open holds no lock on
+ * the directory, unlike readdir and lookup, so status stays readable.
+ */
+void vsec_opendir(fuse_req_t req, struct vfs *v, uint32_t dir, struct fuse_file_info *fi)
+{
+	(void)dir;
+	if (!secdir(v))
+		return (void)fuse_reply_err(req, EIO);
+	fuse_reply_open(req, fi);
+}
+
 void vsec_open(fuse_req_t req, struct vfs *v, uint32_t node, struct fuse_file_info *fi)
+
 {
 	(void)v;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
@@ -260,8 +278,7 @@ void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t si
 	return t;
 }
 
-int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer,
-		    uint32_t *ret_entry)
+int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer, uint32_t *ret_entry)
 {
 	struct track *t = track;
 	uint64_t end = off + len;
@@ -298,7 +315,6 @@ void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry)
 	if (s)
 		secrets_scan_entry(s, layer, entry);
 }
-
 
 void vsec_track_release(void *track)
 {

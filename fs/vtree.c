@@ -113,7 +113,9 @@ static int cmp_child(const void *a, const void *b, void *tree)
 void vtree_seal(struct vtree *t)
 {
 	for (uint32_t i = 0; i < t->count; i++)
-		qsort_r(t->n[i].children, t->n[i].nchildren, sizeof(uint32_t), cmp_child, t);
+		if (t->n[i].nchildren > 1) /* an empty list has no array to pass */
+			qsort_r(t->n[i].children, t->n[i].nchildren, sizeof(uint32_t), cmp_child,
+			        t);
 }
 
 uint32_t vtree_count(const struct vtree *t)

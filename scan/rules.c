@@ -561,7 +561,9 @@ int scan_rules_index(struct scan_rules *rs, struct scan_err *e)
 	sorted = malloc((rs->n + 1) * sizeof(*sorted));
 	if (!sorted)
 		return scan_err_set(e, -ENOMEM, "out of memory");
-	memcpy(sorted, rs->rules, rs->n * sizeof(*sorted));
+	if (rs->n) /* an empty rule file has no array at all */
+		memcpy(sorted, rs->rules, rs->n * sizeof(*sorted));
+
 	qsort(sorted, rs->n, sizeof(*sorted), cmp_rule_id);
 	hash_str(&b, "engine", SCAN_ENGINE_VERSION);
 	for (size_t i = 0; i < rs->n; i++) {

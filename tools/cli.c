@@ -5,6 +5,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +35,42 @@ const struct option common_options[] = {
     {"layer", required_argument, NULL, OPT_LAYER},
     {"no-cache", no_argument, NULL, OPT_NO_CACHE},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"max-layer-size", required_argument, NULL, OPT_MAX_LAYER_SIZE},
+    {"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
+    {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
     {"help", no_argument, NULL, 'h'},
     {"quiet", no_argument, NULL, 'q'},
     {0, 0, 0, 0},
 };
+
+struct option *cli_options(const struct option *extra)
+{
+	size_t n = 0, m = 0;
+	struct option *all;
+
+	while (common_options[n].name)
+		n++;
+	while (extra && extra[m].name)
+		m++;
+	all = calloc(n + m + 1, sizeof(*all));
+	if (!all) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		exit(EXIT_USAGE);
+	}
+	memcpy(all, extra, m * sizeof(*all));
+	memcpy(all + m, common_options, n * sizeof(*all));
+	return all;
+}
+
+static uint64_t number(const char *s, const char *what, const char *usage)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (!*s || *end || v == 0)
+		usage_error(usage, what, s);
+	return v;
+}
 
 /* Handles one option common to all commands; returns 0 if it was not one. */
 int common_option(struct common *c, int opt, const char *usage)
@@ -55,6 +90,16 @@ int common_option(struct common *c, int opt, const char *usage)
 	case OPT_CACHE_DIR:
 		c->cache_dir = optarg;
 		return 1;
+	case OPT_MAX_LAYER_SIZE:
+		c->max_layer_size =
+		    number(optarg, "--max-layer-size wants a byte count, not '%s'", usage);
+		return 1;
+	case OPT_MAX_RATIO:
+		c->max_ratio = number(optarg, "--max-ratio wants a number, not '%s'", usage);
+		return 1;
+	case OPT_MAX_ENTRIES:
+		c->max_entries = number(optarg, "--max-entries wants a number, not '%s'", usage);
+		return 1;
 	case OPT_LAYER:
 		c->layer = strtol(optarg, &end, 10);
 		if (*end || c->layer < 0)
@@ -73,6 +118,68 @@ int common_option(struct common *c, int opt, const char *usage)
 	return 0;
 }
 
+/*
+ * Cold-mount progress on a terminal: percent of each layer being indexed,
+ * the total, the rate and the time left, redrawn at most ten times a second.
+ */
+static struct {
+	pthread_mutex_t lock;
+	uint64_t done[SOURCE_MAX_LAYERS], total[SOURCE_MAX_LAYERS];
+	struct timespec start, last;
+	int drawn;
+} progress = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static double since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void show_progress(void *opaque, uint32_t layer, uint64_t done, uint64_t total)
+{
+	uint64_t all_done = 0, all_total = 0;
+	char line[256];
+	size_t len = 0;
+	double t, rate;
+
+	(void)opaque;
+	if (layer >= SOURCE_MAX_LAYERS)
+		return;
+	pthread_mutex_lock(&progress.lock);
+	progress.done[layer] = done;
+	progress.total[layer] = total;
+	if (!progress.drawn) {
+		clock_gettime(CLOCK_MONOTONIC, &progress.start);
+		progress.last = progress.start;
+	}
+	if (progress.drawn && since(&progress.last) < 0.1 && done != total) {
+		pthread_mutex_unlock(&progress.lock);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &progress.last);
+	progress.drawn = 1;
+	len += (size_t)snprintf(line + len, sizeof(line) - len, "indexing:");
+	for (uint32_t i = 0; i < SOURCE_MAX_LAYERS && len < 160; i++) {
+		if (!progress.total[i])
+			continue;
+		all_done += progress.done[i];
+		all_total += progress.total[i];
+		if (progress.done[i] < progress.total[i])
+			len += (size_t)snprintf(
+			    line + len, sizeof(line) - len, " layer %02u %3.0f%%", i,
+			    100.0 * (double)progress.done[i] / (double)progress.total[i]);
+	}
+	t = since(&progress.start);
+	rate = t > 0 ? (double)all_done / t : 0;
+	snprintf(line + len, sizeof(line) - len, " | %.0f of %.0f MB, %.0f MB/s, %.0f s left",
+	         (double)all_done / 1e6, (double)all_total / 1e6, rate / 1e6,
+	         rate > 0 ? (double)(all_total - all_done) / rate : 0.0);
+	fprintf(stderr, "\r\033[K%s", line);
+	pthread_mutex_unlock(&progress.lock);
+}
+
 struct image *open_image(const char *arg, struct common *c)
 {
 	struct err e = {0};
@@ -86,9 +193,24 @@ struct image *open_image(const char *arg, struct common *c)
 	c->image.no_verify = c->no_verify;
 	c->image.no_cache = c->no_cache;
 	c->image.cache_dir = c->cache_dir;
+	if (c->max_layer_size)
+		c->image.blob.max_output = c->max_layer_size;
+	if (c->max_ratio)
+		c->image.blob.max_expansion = c->max_ratio;
+	if (c->max_entries)
+		c->image.layer.max_entries =
+		    c->max_entries > UINT32_MAX ? UINT32_MAX : (uint32_t)c->max_entries;
 
-	if (image_open(path, &c->image, &img, &e) < 0)
+	if (!c->quiet && isatty(STDERR_FILENO)) {
+		c->image.progress = show_progress;
+		c->image.progress_opaque = NULL;
+	}
+	int r = image_open(path, &c->image, &img, &e);
+	if (progress.drawn)
+		fputs("\r\033[K", stderr); /* the progress line goes; messages stay */
+	if (r < 0)
 		die_err(&e);
+
 	free(path);
 	if (!c->quiet) {
 		uint32_t n = image_warning_count(img);

@@ -7,6 +7,7 @@
 #define STRATA_CLI_H
 
 #include <getopt.h>
+#include <stdint.h>
 
 #include "image.h"
 #include "tree.h"
@@ -23,15 +24,30 @@ struct common {
 	int long_format;
 	int no_cache;
 	int no_verify;
+	uint64_t max_layer_size; /* bounds on what an image may make us do; 0: default */
+	uint64_t max_ratio;
+	uint64_t max_entries;
 
 	const char *cache_dir;
 
 	int quiet;
 };
 
-enum { OPT_PLATFORM = 256, OPT_NO_VERIFY, OPT_LAYER, OPT_HELP, OPT_NO_CACHE, OPT_CACHE_DIR };
+enum {
+	OPT_PLATFORM = 256,
+	OPT_NO_VERIFY,
+	OPT_LAYER,
+	OPT_HELP,
+	OPT_NO_CACHE,
+	OPT_CACHE_DIR,
+	OPT_MAX_LAYER_SIZE,
+	OPT_MAX_RATIO,
+	OPT_MAX_ENTRIES,
+};
 
 extern const struct option common_options[];
+/* extra (a command's own options) followed by the common ones, malloc'd. */
+struct option *cli_options(const struct option *extra);
 
 /* Prints e and exits with EXIT_USAGE. */
 void die_err(const struct err *e) __attribute__((noreturn));

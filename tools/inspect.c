@@ -30,12 +30,6 @@ enum { OPT_JSON = 512 };
 
 static const struct option inspect_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
-    {"platform", required_argument, NULL, OPT_PLATFORM},
-    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
-    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-    {"help", no_argument, NULL, 'h'},
-    {"quiet", no_argument, NULL, 'q'},
     {0, 0, 0, 0},
 };
 
@@ -172,12 +166,15 @@ int cmd_inspect(int argc, char **argv)
 	struct image *img;
 	int json = 0, opt;
 
-	while ((opt = getopt_long(argc, argv, "qh", inspect_options, NULL)) != -1) {
+	struct option *opts = cli_options(inspect_options);
+
+	while ((opt = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		if (opt == OPT_JSON)
 			json = 1;
 		else
 			common_option(&c, opt, usage_inspect);
 	}
+	free(opts);
 	if (argc - optind != 1)
 		usage_error(usage_inspect, "%s", "inspect wants IMAGE");
 	img = open_image(argv[optind], &c);

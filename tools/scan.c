@@ -52,12 +52,6 @@ static const struct option scan_options[] = {
     {"rules", required_argument, NULL, OPT_RULES},
     {"ignore", required_argument, NULL, OPT_IGNORE},
     {"max-file-size", required_argument, NULL, OPT_MAXSIZE},
-    {"platform", required_argument, NULL, OPT_PLATFORM},
-    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
-    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
     {0, 0, 0, 0},
 };
 
@@ -78,7 +72,9 @@ int cmd_scan(int argc, char **argv)
 	char *end;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "qh", scan_options, NULL)) != -1) {
+	struct option *opts = cli_options(scan_options);
+
+	while ((opt = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_FORMAT:
 			format = optarg;
@@ -116,6 +112,7 @@ int cmd_scan(int argc, char **argv)
 			common_option(&c, opt, usage_scan);
 		}
 	}
+	free(opts);
 	if (argc - optind != 1)
 		usage_error(usage_scan, "%s", "scan wants IMAGE");
 	if (ignore_file && scan_ignore_load_file(&ignore, ignore_file, &se) < 0) {

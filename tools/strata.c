@@ -51,7 +51,11 @@ static const char usage_mount[] =
     "                   and FUSE ones, e.g. -o allow_other\n"
     "  --platform P     pick OS/ARCH[/VARIANT] from a multi-platform image\n"
     "  --no-verify      warn instead of failing on a layer digest mismatch\n"
+    "  --max-layer-size BYTES, --max-ratio N, --max-entries N\n"
+    "                   bounds on one layer: decompressed size (default 256 GiB),\n"
+    "                   decompressed/stored ratio (default 2000), entries (default 4Mi)\n"
     "  -q, --quiet      no warnings\n"
+
     "\n"
     "example:\n"
     "  strata mount app.tar /mnt/img && ls /mnt/img/merged && strata umount /mnt/img\n";
@@ -117,7 +121,10 @@ static int cmd_mount(int argc, char **argv)
 
 static const char usage_umount[] = "usage: strata umount MOUNTPOINT\n"
                                    "\n"
-                                   "Unmounts a strata mount, also one whose process was killed.\n";
+                                   "Unmounts a strata mount, also one whose process was killed.\n"
+                                   "\n"
+                                   "example:\n"
+                                   "  strata umount /mnt/img\n";
 
 static int run(const char *const argv[])
 {
@@ -322,7 +329,10 @@ static int cmd_cat(int argc, char **argv)
 static const char usage_images[] =
     "usage: strata images IMAGE\n"
     "\n"
-    "Lists the images a file or layout holds: tag, digest, platform.\n";
+    "Lists the images a file or layout holds: tag, digest, platform.\n"
+    "\n"
+    "example:\n"
+    "  strata images app-oci/    # then: strata mount --platform linux/arm64 app-oci/:v2 /mnt\n";
 
 static int cmd_images(int argc, char **argv)
 {

@@ -54,8 +54,8 @@ static int ff_readlink(const char *path, char *buf, size_t size)
 	return 0;
 }
 
-static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
-		      enum fuse_readdir_flags flags)
+static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	(void)off, (void)fi, (void)flags;
 	int fd = openat(root_fd, rel(path), O_RDONLY | O_DIRECTORY);
@@ -158,17 +158,17 @@ static int ff_create(const char *p, mode_t m, struct fuse_file_info *fi)
 }
 
 static const struct fuse_operations ops = {
-	.init = ff_init,
-	.getattr = ff_getattr,
-	.readlink = ff_readlink,
-	.readdir = ff_readdir,
-	.open = ff_open,
-	.read = ff_read,
-	.release = ff_release,
-	.getxattr = ff_getxattr,
-	.listxattr = ff_listxattr,
-	.mkdir = ff_mkdir,
-	.create = ff_create,
+    .init = ff_init,
+    .getattr = ff_getattr,
+    .readlink = ff_readlink,
+    .readdir = ff_readdir,
+    .open = ff_open,
+    .read = ff_read,
+    .release = ff_release,
+    .getxattr = ff_getxattr,
+    .listxattr = ff_listxattr,
+    .mkdir = ff_mkdir,
+    .create = ff_create,
 };
 
 int main(int argc, char **argv)

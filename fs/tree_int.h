@@ -1,0 +1,90 @@
+/*
+ * tree_int.h: what the view builders share (tree.c: merged and layer views;
+ * tree_deleted.c: the deleted view). Not an interface for anything else:
+ * callers use tree.h.
+ */
+#ifndef STRATA_TREE_INT_H
+#define STRATA_TREE_INT_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "strlist.h"
+#include "tree.h"
+
+#define TREE_MAX_WARNINGS 64
+
+/* A node of the finished tree: 32 bytes. */
+struct tnode {
+	const char *name;
+	uint32_t name_len;
+	uint32_t parent;
+	uint32_t first; /* first child */
+	uint32_t count; /* number of children */
+	uint32_t entry; /* TREE_NONE: implied directory */
+	uint16_t layer;
+	uint16_t linked; /* 1: shares an inode, see struct tlink */
+};
+
+/* A node that shares its inode with others (hardlinks). Sorted by node. */
+struct tlink {
+	uint32_t node;
+	uint32_t ino; /* the group's representative node */
+	uint32_t nlink;
+	uint32_t data_layer;
+	uint32_t data_entry;
+};
+
+struct tree {
+	struct layer *const *layers;
+	uint32_t nlayers;
+	struct tnode *nodes;
+	uint32_t nnodes;
+	struct tlink *links;
+	uint32_t nlinks;
+	struct buf hidden;              /* struct tree_hidden[] */
+	struct tree_layer_stats *stats; /* per layer, indexed by layer */
+	uint32_t *shown; /* deleted view: node -> index in shown_hidden, or TREE_NONE */
+	struct tree_hidden *shown_hidden; /* deleted view: the versions it shows */
+	char **names; /* deleted view: names made up for older versions ("x;L02") */
+	uint32_t nnames;
+	struct strlist warnings;
+};
+
+/* Build-time node. */
+struct bnode {
+	const char *name;
+	uint32_t name_len;
+	uint32_t parent;
+	uint32_t first_child;
+	uint32_t next_sibling;
+	uint32_t layer, entry;           /* version shown; TREE_NONE entry: implied dir */
+	uint32_t data_layer, data_entry; /* where its bytes are (hardlinks) */
+	uint32_t aux;                    /* deleted view: index of the hidden version shown */
+	uint8_t dead;
+	uint8_t dir;
+};
+
+struct builder {
+	struct tree *t;
+	struct bnode *n;
+	uint32_t nn, capn;
+	uint32_t *slots; /* hash: node index + 1, 0 = empty */
+	uint32_t nslots, used;
+	uint32_t *stack; /* scratch for subtree walks */
+	uint32_t capstack;
+	int record_hidden;
+};
+
+#define tree_warn(t, ...) strlist_addf(&(t)->warnings, TREE_MAX_WARNINGS, __VA_ARGS__)
+
+/* The builder's node table and (parent, name) hash (tree.c). */
+int tb_grow_slots(struct builder *b);
+/* The live child (parent, name), or TREE_NONE. */
+uint32_t tb_child(struct builder *b, uint32_t parent, const char *name, size_t len);
+int tb_new_node(struct builder *b, uint32_t parent, const char *name, size_t len, uint32_t layer,
+                uint32_t entry, int dir, uint32_t *ret);
+/* Turns the live build nodes into the finished, sorted tree. */
+int tb_finish(struct builder *b);
+
+#endif
