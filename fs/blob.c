@@ -31,8 +31,8 @@
 #define SPAN_ALIGN (64u * 1024)
 
 #define INDEX_MAGIC     "STRBLIDX"
-#define INDEX_VERSION   1
-#define INDEX_HEAD_LEN  40
+#define INDEX_VERSION   2
+#define INDEX_HEAD_LEN  48
 #define INDEX_POINT_LEN 24
 
 static const struct blob_point start_point = {.kind = POINT_START};
@@ -119,7 +119,8 @@ int blob_open(int fd, uint64_t offset, uint64_t length, const struct blob_limits
 static void points_free(struct blob_point *pts, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free(pts[i].window);
+		if (!pts[i].borrowed)
+			free(pts[i].data);
 	free(pts);
 }
 
@@ -130,7 +131,6 @@ static void dec_free(struct dec *d)
 	gz_free(d);
 	zs_free(d);
 	points_free(d->pts, d->npts);
-	EVP_MD_CTX_free(d->sha_stored);
 	free(d->in);
 	free(d);
 }
@@ -264,14 +264,6 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err)
 			return err_set(err, -EIO,
 			               "blob: the file ends at stored offset %llu, inside the blob",
 			               (unsigned long long)d->in_off);
-		/* A zlib replay of a gzip member reads its bytes a second time. */
-		if (d->sha_stored && d->in_off + r > d->hashed_to) {
-			uint64_t from = d->in_off > d->hashed_to ? d->in_off : d->hashed_to;
-			if (!EVP_DigestUpdate(d->sha_stored, d->in + d->in_len + (from - d->in_off),
-			                      d->in_off + r - from))
-				return err_set(err, -EIO, "blob: sha256 update failed");
-			d->hashed_to = d->in_off + r;
-		}
 		d->in_len += r;
 		d->in_off += r;
 	}
@@ -324,8 +316,7 @@ int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err)
 struct blob_stream {
 	struct blob *b;
 	struct dec *d;
-	unsigned char *out;
-	EVP_MD_CTX *sha_out;
+	struct hasher *h;
 	bool ended, finished;
 };
 
@@ -339,24 +330,12 @@ void blob_stream_free(struct blob_stream *s)
 
 	if (!s)
 		return;
+	hasher_free(s->h);
 	pthread_mutex_lock(&s->b->lock);
 	s->b->streaming = false;
 	pthread_mutex_unlock(&s->b->lock);
 	dec_free(s->d);
-	EVP_MD_CTX_free(s->sha_out);
-	free(s->out);
 	free(s);
-}
-
-static EVP_MD_CTX *sha256_new(void)
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-
-	if (c && !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(c);
-		c = NULL;
-	}
-	return c;
 }
 
 int blob_stream_open(struct blob *b, struct blob_stream **ret_stream, struct err *err)
@@ -379,28 +358,21 @@ int blob_stream_open(struct blob *b, struct blob_stream **ret_stream, struct err
 		return err_set(err, -ENOMEM, "blob: out of memory for a stream");
 	}
 	s->b = b;
-	r = -ENOMEM;
 	s->d = dec_new(b, STREAM_IN_CAP);
-	if (!s->d)
+	if (!s->d) {
+		r = err_set(err, -ENOMEM, "blob: out of memory for a stream");
 		goto out;
-	s->d->record = true;
-	s->d->sha_stored = sha256_new();
-	if (!s->d->sha_stored)
-		goto out;
-	if (b->comp != BLOB_RAW) {
-		s->sha_out = sha256_new();
-		s->out = malloc(STREAM_OUT_CAP);
-		if (!s->sha_out || !s->out)
-			goto out;
 	}
+	s->d->record = true;
+	r = hasher_start(b, b->comp == BLOB_RAW ? 0 : STREAM_OUT_CAP, &s->h, err);
+	if (r < 0)
+		goto out;
 	r = dec_start(s->d, &start_point, err);
 	if (r < 0)
 		goto out;
 	*ret_stream = s;
 	return 0;
 out:
-	if (r == -ENOMEM)
-		err_set(err, r, "blob: out of memory for a stream");
 	blob_stream_free(s);
 	return r;
 }
@@ -422,12 +394,15 @@ ssize_t blob_stream_next(struct blob_stream *s, const void **ret_data, struct er
 		d->in_pos = d->in_len;
 		d->out_pos += n;
 	} else {
-		n = dec_read(d, s->out, STREAM_OUT_CAP, err);
+		size_t cap;
+		unsigned char *out = hasher_buffer(s->h, &cap);
+
+		n = dec_read(d, out, cap, err);
 		if (n < 0)
 			return n;
-		if (n && !EVP_DigestUpdate(s->sha_out, s->out, n))
-			return err_set(err, -EIO, "blob: sha256 update failed");
-		*ret_data = s->out;
+		if (n)
+			hasher_queue(s->h, (size_t)n);
+		*ret_data = out;
 	}
 	if (!n)
 		s->ended = true;
@@ -443,6 +418,7 @@ int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, 
 	struct blob_point *old;
 	size_t nold;
 	ssize_t n;
+	int r;
 
 	if (s->finished)
 		return err_set(err, -EINVAL, "blob: stream already finished");
@@ -450,17 +426,12 @@ int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, 
 		;
 	if (n < 0)
 		return (int)n;
-	/* What follows the compressed data is part of the layer digest. */
-	while (d->in_off < b->length) {
-		d->in_pos = d->in_len;
-		n = dec_fill(d, d->in_cap, err);
-		if (n < 0)
-			return (int)n;
-	}
-	if (!EVP_DigestFinal_ex(d->sha_stored, dg.stored, NULL) ||
-	    (s->sha_out && !EVP_DigestFinal_ex(s->sha_out, dg.decompressed, NULL)))
-		return err_set(err, -EIO, "blob: sha256 final failed");
-	if (!s->sha_out)
+	/* The hasher reads the stored bytes to the end of the blob, past the
+	 * compressed data: what follows it is part of the layer digest. */
+	r = hasher_finish(s->h, dg.stored, b->comp == BLOB_RAW ? NULL : dg.decompressed, err);
+	if (r < 0)
+		return r;
+	if (b->comp == BLOB_RAW)
 		memcpy(dg.decompressed, dg.stored, sizeof(dg.stored));
 	dg.stored_size = b->length;
 	dg.decompressed_size = d->out_pos;
@@ -664,15 +635,18 @@ out:
  * ---- the index: a flat little-endian byte string ----
  *
  *   0  8  magic "STRBLIDX"
- *   8  4  version (1)
+ *   8  4  version (2)
  *  12  4  compression (enum blob_compression)
  *  16  8  stored size      24  8  decompressed size      32  8  point count
- *  40     the points, each: 8 stored offset, 8 decompressed offset, 1 kind
- *         (1 member/frame start, 2 checkpoint), 1 unused bit count, 1 their
- *         value, 5 zero; a checkpoint is followed by its 32 KiB window.
+ *  40  8  gz_snapshot_id() of the build that wrote it
+ *  48     the points, each: 8 stored offset, 8 decompressed offset, 1 kind
+ *         (1 member/frame start, 2 checkpoint, 3 snapshot), 1 unused bit
+ *         count, 1 their value, 4 length of what follows, 1 zero; then a
+ *         checkpoint's 32 KiB window or a snapshot's bytes.
  *
- * Version 1 is tied to BLOB_WINDOW and to the rules that place points; a
- * reader that meets another version refuses the index and streams again.
+ * The version is tied to BLOB_WINDOW and to the rules that place points; a
+ * reader that meets another version, or snapshots of another ISA-L build,
+ * refuses the index and streams again.
  */
 
 static void put_u64(unsigned char *p, uint64_t v)
@@ -692,7 +666,7 @@ static uint64_t get_u64(const unsigned char *p)
 
 static size_t point_len(const struct blob_point *p)
 {
-	return INDEX_POINT_LEN + (p->kind == POINT_CHECKPOINT ? BLOB_WINDOW : 0);
+	return INDEX_POINT_LEN + (p->kind == POINT_START ? 0 : p->len);
 }
 
 int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, struct err *err)
@@ -719,6 +693,7 @@ int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, str
 	put_u64(buf + 16, b->length);
 	put_u64(buf + 24, (uint64_t)b->size);
 	put_u64(buf + 32, b->npts);
+	put_u64(buf + 40, gz_snapshot_id());
 	p = buf + INDEX_HEAD_LEN;
 	for (size_t i = 0; i < b->npts; i++) {
 		const struct blob_point *pt = &b->pts[i];
@@ -727,8 +702,11 @@ int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, str
 		p[16] = pt->kind;
 		p[17] = pt->bits;
 		p[18] = pt->bitval;
-		if (pt->kind == POINT_CHECKPOINT)
-			memcpy(p + INDEX_POINT_LEN, pt->window, BLOB_WINDOW);
+		if (pt->kind != POINT_START) {
+			for (int k = 0; k < 4; k++)
+				p[19 + k] = (unsigned char)(pt->len >> (8 * k));
+			memcpy(p + INDEX_POINT_LEN, pt->data, pt->len);
+		}
 		p += point_len(pt);
 	}
 	*ret_buf = buf;
@@ -742,10 +720,16 @@ out:
 static const char *point_invalid(const struct blob *b, const struct blob_point *p,
                                  const struct blob_point *prev, uint64_t size)
 {
-	if (p->kind != POINT_START && !(p->kind == POINT_CHECKPOINT && b->comp == BLOB_GZIP))
+	if (p->kind != POINT_START && !(p->kind == POINT_CHECKPOINT && b->comp == BLOB_GZIP) &&
+	    !(p->kind == POINT_SNAPSHOT && b->comp == BLOB_GZIP))
 		return "bad kind";
-	if (p->bits > 7 || p->bitval >> p->bits || (p->kind == POINT_START && p->bits))
+	if (p->bits > 7 || p->bitval >> p->bits || (p->kind != POINT_CHECKPOINT && p->bits))
 		return "bad bit count";
+	if ((p->kind == POINT_START && p->len) ||
+	    (p->kind == POINT_CHECKPOINT && p->len != BLOB_WINDOW))
+		return "bad length";
+	if (p->kind == POINT_SNAPSHOT && (b->zlib_only || gz_snapshot_check(p->data, p->len) < 0))
+		return "snapshot this build cannot resume from";
 	if (p->in <= prev->in || p->out <= prev->out)
 		return "offsets do not increase";
 	if (p->in >= b->length || p->out > size)
@@ -753,12 +737,12 @@ static const char *point_invalid(const struct blob *b, const struct blob_point *
 	return NULL;
 }
 
-int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err)
+static int index_import(struct blob *b, const void *buf, size_t len, bool borrow, struct err *err)
 {
 	const unsigned char *s = buf, *p;
 	struct blob_point *pts = NULL, *old;
 	const struct blob_point *prev = &start_point;
-	uint64_t head, size, count;
+	uint64_t head, size, count, snap_id;
 	size_t n = 0, nold;
 	const char *why = NULL;
 	int r = -EINVAL;
@@ -770,6 +754,7 @@ int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *e
 	head = get_u64(s + 8);
 	size = get_u64(s + 24);
 	count = get_u64(s + 32);
+	snap_id = get_u64(s + 40);
 	if ((uint32_t)head != INDEX_VERSION || head >> 32 != (uint64_t)b->comp) {
 		why = "version or compression differs";
 		goto out;
@@ -801,23 +786,29 @@ int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *e
 		pt->kind = p[16];
 		pt->bits = p[17];
 		pt->bitval = p[18];
-		if (p[19] | p[20] | p[21] | p[22] | p[23])
+		pt->len = (uint32_t)p[19] | (uint32_t)p[20] << 8 | (uint32_t)p[21] << 16 |
+		          (uint32_t)p[22] << 24;
+		pt->data = (unsigned char *)p + INDEX_POINT_LEN;
+		pt->borrowed = true; /* until copied below */
+		if (p[23])
 			why = "nonzero padding";
+		else if ((size_t)(s + len - p) - INDEX_POINT_LEN < pt->len)
+			why = "truncated point";
+		else if (pt->kind == POINT_SNAPSHOT && snap_id != gz_snapshot_id())
+			why = "snapshot of another ISA-L build";
 		else
 			why = point_invalid(b, pt, prev, size);
-		if (!why && pt->kind == POINT_CHECKPOINT &&
-		    (size_t)(s + len - p) < INDEX_POINT_LEN + BLOB_WINDOW)
-			why = "truncated window";
 		if (why)
 			goto out;
-		if (pt->kind == POINT_CHECKPOINT) {
-			pt->window = malloc(BLOB_WINDOW);
-			if (!pt->window) {
+		if (pt->kind != POINT_START && !borrow) {
+			pt->data = malloc(pt->len);
+			if (!pt->data) {
 				r = -ENOMEM;
 				why = "out of memory";
 				goto out;
 			}
-			memcpy(pt->window, p + INDEX_POINT_LEN, BLOB_WINDOW);
+			pt->borrowed = false;
+			memcpy(pt->data, p + INDEX_POINT_LEN, pt->len);
 		}
 		p += point_len(pt);
 		prev = pt;
@@ -839,4 +830,14 @@ int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *e
 out:
 	points_free(pts, pts ? count : 0); /* calloc'd: unfilled points own nothing */
 	return err_set(err, r, "blob index refused: %s", why);
+}
+
+int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err)
+{
+	return index_import(b, buf, len, false, err);
+}
+
+int blob_index_import_mapped(struct blob *b, const void *buf, size_t len, struct err *err)
+{
+	return index_import(b, buf, len, true, err);
 }

@@ -22,10 +22,10 @@
  *    many threads at once. Correct at any offset even before a stream pass (it
  *    then decompresses from the start).
  *
- * When built with ISA-L (HAVE_ISAL), gzip is inflated with it wherever no
- * checkpoint is needed: random access, and the stream pass over members that
- * end before one is due; zlib, whose Z_BLOCK stops at deflate block
- * boundaries, makes the checkpoints. The environment variable STRATA_BLOB_ZLIB,
+ * When built with ISA-L (HAVE_ISAL), gzip is inflated with it throughout, and
+ * its seek points are snapshots of ISA-L's state (see blob_gzip.c); otherwise
+ * zlib inflates and its Z_BLOCK stops make the checkpoints. The environment
+ * variable STRATA_BLOB_ZLIB,
  * when set at blob_open(), makes that blob use zlib throughout (for tests,
  * benchmarks, and as a way out).
  *
@@ -149,6 +149,12 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
  */
 int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, struct err *err);
 int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err);
+/*
+ * The same, but the seek points keep pointing into buf instead of copying it:
+ * for an index in a mapped file, whose pages then stay on disk until a read
+ * needs them. buf must stay valid and unchanged until blob_free(b).
+ */
+int blob_index_import_mapped(struct blob *b, const void *buf, size_t len, struct err *err);
 
 /* Copies the counters of b into *ret. Thread-safe. */
 void blob_stats(const struct blob *b, struct blob_stats *ret);

@@ -13,28 +13,35 @@
  * dictionary resumes there. Member starts need neither.
  *
  * ISA-L's inflate is two to three times faster than zlib's, but it cannot stop
- * at block boundaries (no Z_BLOCK; intel/isa-l issue #254), so it cannot make
- * checkpoints. When built with it (HAVE_ISAL):
+ * at block boundaries (no Z_BLOCK; intel/isa-l issue #254). It does not need
+ * to: its streaming contract lets every call hand it a new output buffer, so
+ * between two calls the whole decoder (bit buffer, the current block's
+ * Huffman tables, a partial header, the last 32 KiB of output, pending
+ * overflow bytes) lives in struct inflate_state, and a copy of that struct
+ * resumes anywhere, mid-block included, given the stored bytes from where it
+ * stopped reading. When built with it (HAVE_ISAL):
+ *  - the stream pass inflates with ISA-L only, stopping the output every
+ *    BLOB_SEEK_SPAN bytes to record such a snapshot (about 54 KiB: the tables
+ *    and the window) as the seek point;
  *  - the decoders of blob_pread inflate with ISA-L only, from member starts
- *    (gzip wrapper) and from checkpoints (raw deflate, the window as its
- *    dictionary, the leftover bits loaded into its bit buffer);
- *  - the stream pass starts every member with ISA-L, as a member start is a
- *    seek point of its own. Short members (eStargz: one per file) thus never
- *    need zlib. Once a member has run BLOB_SEEK_SPAN past the last seek point,
- *    zlib inflates it again from its start up to there, recording checkpoints
- *    as usual, and finishes it: a single-member blob costs one extra span.
+ *    (gzip wrapper), snapshots, and zlib's checkpoints (raw deflate, the window
+ *    as its dictionary, the leftover bits loaded into its bit buffer).
+ * A snapshot is ISA-L's private layout: an index that holds them names the
+ * ISA-L version and struct size (gz_snapshot_id), and a build that differs, or
+ * has no ISA-L, or runs with STRATA_BLOB_ZLIB, refuses it and streams again.
  */
 #include "blob_impl.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #if HAVE_ISAL
+#include <isa-l.h> /* ISAL_VERSION */
 #include <isa-l/igzip_lib.h>
 #endif
 
 #define GZIP_TRAILER 8
-#define GZ_SCRATCH   (64u * 1024)
 
 static int gz_corrupt(struct dec *d, struct err *err, const char *why)
 {
@@ -73,7 +80,60 @@ static const char *isal_strerror(int r)
 	return "inflate failed";
 }
 
-/* Starts ISA-L on a member (p == NULL) or at a checkpoint. */
+/* The bytes of struct inflate_state a snapshot keeps: all but the unused
+ * tail of tmp_out_buffer. */
+#define SNAP_FIXED offsetof(struct inflate_state, tmp_out_buffer)
+
+static uint32_t snap_u32(const unsigned char *snap, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, snap + off, sizeof(v));
+	return v;
+}
+
+#define SNAP_FIELD(snap, f) snap_u32(snap, offsetof(struct inflate_state, f))
+
+uint64_t gz_snapshot_id(void)
+{
+	return (uint64_t)ISAL_VERSION << 32 | sizeof(struct inflate_state);
+}
+
+/*
+ * Whether the state's own bookkeeping is in range. The Huffman tables cannot
+ * be checked without ISA-L's internals; the cache's checksum and ownership
+ * checks are what keep them from being anything but what ISA-L wrote.
+ */
+int gz_snapshot_check(const unsigned char *snap, size_t len)
+{
+	uint32_t valid, processed, state;
+	int32_t bits, overflow_len, copy_len, copy_dist;
+	int16_t tmp_in;
+
+	if (len < SNAP_FIXED || len > sizeof(struct inflate_state))
+		return -EINVAL;
+	valid = SNAP_FIELD(snap, tmp_out_valid);
+	processed = SNAP_FIELD(snap, tmp_out_processed);
+	state = SNAP_FIELD(snap, block_state);
+	bits = (int32_t)SNAP_FIELD(snap, read_in_length);
+	overflow_len = (int32_t)SNAP_FIELD(snap, write_overflow_len);
+	copy_len = (int32_t)SNAP_FIELD(snap, copy_overflow_length);
+	copy_dist = (int32_t)SNAP_FIELD(snap, copy_overflow_distance);
+	memcpy(&tmp_in, snap + offsetof(struct inflate_state, tmp_in_size), sizeof(tmp_in));
+	if (valid != len - SNAP_FIXED || processed > valid)
+		return -EINVAL;
+	if (state != ISAL_BLOCK_NEW_HDR && state != ISAL_BLOCK_HDR && state != ISAL_BLOCK_TYPE0 &&
+	    state != ISAL_BLOCK_CODED)
+		return -EINVAL;
+	if (bits < 0 || bits > 64 || tmp_in < 0 || tmp_in > ISAL_DEF_MAX_HDR_SIZE ||
+	    overflow_len < 0 || overflow_len > 4 || copy_len < 0 || copy_len > 258 ||
+	    copy_dist < 0 || copy_dist > (int32_t)ISAL_DEF_HIST_SIZE ||
+	    SNAP_FIELD(snap, bfinal) > 1 || SNAP_FIELD(snap, hist_bits) > 15)
+		return -EINVAL;
+	return 0;
+}
+
+/* Starts ISA-L on a member (p == NULL), at a snapshot or at a checkpoint. */
 static int isal_start(struct dec *d, const struct blob_point *p, struct err *err)
 {
 	struct inflate_state *st = d->isal;
@@ -84,13 +144,21 @@ static int isal_start(struct dec *d, const struct blob_point *p, struct err *err
 			return err_set(err, -ENOMEM, "gzip: out of memory for ISA-L inflate");
 		d->isal = st;
 	}
+	if (p && p->kind == POINT_SNAPSHOT) {
+		memcpy(st, p->data, p->len);
+		/* Raw deflate from here: the member's CRC began before the
+		 * snapshot, and the trailer is skipped as after a checkpoint. */
+		st->crc_flag = ISAL_DEFLATE;
+		d->raw_deflate = true;
+		return 0;
+	}
 	isal_inflate_init(st);
 	if (!p) {
 		st->crc_flag = ISAL_GZIP;
 		return 0;
 	}
 	st->crc_flag = ISAL_DEFLATE;
-	if (isal_inflate_set_dict(st, p->window, BLOB_WINDOW) != COMP_OK)
+	if (isal_inflate_set_dict(st, p->data, BLOB_WINDOW) != COMP_OK)
 		return err_set(err, -EIO, "gzip: cannot resume at checkpoint (stored offset %llu)",
 		               (unsigned long long)p->in);
 	/* read_in holds the next bits to decode, least significant first: the
@@ -99,6 +167,40 @@ static int isal_start(struct dec *d, const struct blob_point *p, struct err *err
 	st->read_in_length = p->bits;
 	d->raw_deflate = true;
 	return 0;
+}
+
+/*
+ * Records a snapshot where the stream pass stopped ISA-L. Not near the end of
+ * a member (ISA-L has decoded its last block): the next member start will do.
+ */
+static int isal_record_snapshot(struct dec *d, struct err *err)
+{
+	const struct inflate_state *st = d->isal;
+	struct blob_point p = {.kind = POINT_SNAPSHOT};
+	struct inflate_state *snap;
+	size_t len;
+	int r;
+
+	if (st->block_state != ISAL_BLOCK_NEW_HDR && st->block_state != ISAL_BLOCK_HDR &&
+	    st->block_state != ISAL_BLOCK_TYPE0 && st->block_state != ISAL_BLOCK_CODED)
+		return 0;
+	len = SNAP_FIXED + st->tmp_out_valid;
+	snap = malloc(len);
+	if (!snap)
+		return err_set(err, -ENOMEM, "gzip: out of memory for a seek point");
+	memcpy(snap, st, len);
+	/* Pointers mean nothing in another process; zero keeps the cache
+	 * file the same from run to run. */
+	snap->next_in = snap->next_out = NULL;
+	snap->avail_in = snap->avail_out = 0;
+	p.in = dec_stored_pos(d);
+	p.out = d->out_pos;
+	p.len = (uint32_t)len;
+	p.data = (unsigned char *)snap;
+	r = dec_add_point(d, &p, err);
+	if (r < 0)
+		free(snap);
+	return r;
 }
 
 static ssize_t isal_body(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
@@ -163,7 +265,7 @@ int gz_start(struct dec *d, const struct blob_point *p, struct err *err)
 	d->use_isal = false;
 #if HAVE_ISAL
 	d->isal_ok = !d->b->zlib_only;
-	if (d->isal_ok && p->kind == POINT_CHECKPOINT) {
+	if (d->isal_ok && p->kind != POINT_START) {
 		r = isal_start(d, p, err);
 		if (r == 0) {
 			d->use_isal = true;
@@ -188,7 +290,7 @@ int gz_start(struct dec *d, const struct blob_point *p, struct err *err)
 	if (r == Z_OK && p->bits)
 		r = inflatePrime(&d->z, p->bits, p->bitval);
 	if (r == Z_OK)
-		r = inflateSetDictionary(&d->z, p->window, BLOB_WINDOW);
+		r = inflateSetDictionary(&d->z, p->data, BLOB_WINDOW);
 	if (r != Z_OK)
 		return err_set(err, -EIO, "gzip: cannot resume at checkpoint (stored offset %llu)",
 		               (unsigned long long)p->in);
@@ -220,7 +322,8 @@ static int gz_record_checkpoint(struct dec *d, struct err *err)
 	p.bits = d->z.data_type & 7;
 	prev = d->in_pos ? d->in[d->in_pos - 1] : d->last_byte;
 	p.bitval = p.bits ? (uint8_t)(prev >> (8 - p.bits)) : 0;
-	p.window = win;
+	p.data = win;
+	p.len = BLOB_WINDOW;
 	r = dec_add_point(d, &p, err);
 	if (r < 0)
 		free(win);
@@ -270,41 +373,6 @@ static ssize_t gz_inflate(struct dec *d, unsigned char *buf, size_t cap, struct 
 	}
 	return produced;
 }
-
-#if HAVE_ISAL
-/*
- * The stream pass has inflated a member with ISA-L until it needs a
- * checkpoint: inflate it again with zlib from its start up to there, without
- * output but recording checkpoints, and let zlib go on from there.
- */
-static int gz_replay(struct dec *d, struct err *err)
-{
-	uint64_t target = d->out_pos;
-	ssize_t n;
-
-	if (!d->scratch && !(d->scratch = malloc(GZ_SCRATCH)))
-		return err_set(err, -ENOMEM, "gzip: out of memory for a replay buffer");
-	if (inflateReset2(&d->z, 15 + 16) != Z_OK)
-		return gz_corrupt(d, err, "cannot reset inflate");
-	d->use_isal = false;
-	d->in_off = d->member_in;
-	d->in_len = d->in_pos = 0;
-	d->out_pos = d->member_out;
-	while (d->out_pos < target) {
-		uint64_t want = target - d->out_pos;
-
-		n = dec_fill(d, 1, err);
-		if (n < 0)
-			return n;
-		n = gz_inflate(d, d->scratch, want < GZ_SCRATCH ? want : GZ_SCRATCH, err);
-		if (n < 0)
-			return n;
-		if (d->state != DEC_BODY && d->out_pos < target)
-			return gz_corrupt(d, err, "zlib ends the member before ISA-L did");
-	}
-	return 0;
-}
-#endif
 
 ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 {
@@ -382,7 +450,7 @@ ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 				got += n;
 				if (d->record && d->state == DEC_BODY &&
 				    d->out_pos - d->last_point_out >= BLOB_SEEK_SPAN) {
-					r = gz_replay(d, err);
+					r = isal_record_snapshot(d, err);
 					if (r < 0)
 						return r;
 				}
@@ -403,9 +471,21 @@ void gz_free(struct dec *d)
 {
 	free(d->isal);
 	d->isal = NULL;
-	free(d->scratch);
-	d->scratch = NULL;
 	if (d->z_ready)
 		inflateEnd(&d->z);
 	d->z_ready = false;
 }
+
+#if !HAVE_ISAL
+uint64_t gz_snapshot_id(void)
+{
+	return 0;
+}
+
+int gz_snapshot_check(const unsigned char *data, size_t len)
+{
+	(void)data;
+	(void)len;
+	return -EOPNOTSUPP;
+}
+#endif

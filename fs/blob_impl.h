@@ -32,15 +32,20 @@
 enum point_kind {
 	POINT_START = 1,      /* a gzip member or zstd frame begins at in */
 	POINT_CHECKPOINT = 2, /* a deflate block boundary inside a gzip member */
+	POINT_SNAPSHOT = 3,   /* ISA-L's whole inflate state, anywhere inside a member */
 };
 
 struct blob_point {
 	uint64_t in;  /* stored offset (blob-relative) of the first byte to read */
 	uint64_t out; /* decompressed offset at that point */
 	uint8_t kind;
-	uint8_t bits;          /* checkpoint: unused bits of the byte before in */
-	uint8_t bitval;        /* checkpoint: those bits, for inflatePrime */
-	unsigned char *window; /* checkpoint: the BLOB_WINDOW bytes of output before out */
+	uint8_t bits;   /* checkpoint: unused bits of the byte before in */
+	uint8_t bitval; /* checkpoint: those bits, for inflatePrime */
+	bool borrowed;  /* data points into an index the caller keeps mapped */
+	uint32_t len;   /* bytes at data */
+	/* checkpoint: the BLOB_WINDOW bytes of output before out;
+	 * snapshot: the inflate state as gz_snapshot_len() describes */
+	unsigned char *data;
 };
 
 struct blob_span {
@@ -77,12 +82,9 @@ struct dec {
 	bool use_isal;      /* the current member or span is inflated by ISA-L */
 	uint64_t member_in; /* where the current gzip member starts, stored */
 	uint64_t member_out;
-	unsigned char *scratch; /* stream pass: output of a zlib replay */
 	ZSTD_DCtx *zd;
 
 	/* stream pass only */
-	EVP_MD_CTX *sha_stored;
-	uint64_t hashed_to; /* stored bytes before this are in sha_stored */
 	bool record;
 	struct blob_point *pts;
 	size_t npts, cap_pts;
@@ -122,9 +124,29 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err);
 int dec_check_limits(struct dec *d, struct err *err);
 int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err);
 
+/* The digests of a stream pass, on a thread of their own (blob_hash.c). */
+struct hasher;
+/* out_cap: size of the output buffers to hash; 0 hashes the stored bytes only. */
+int hasher_start(const struct blob *b, size_t out_cap, struct hasher **ret_hasher, struct err *err);
+/* The buffer to decompress into next (waits while all are queued). */
+unsigned char *hasher_buffer(struct hasher *h, size_t *ret_cap);
+/* Queues the first len bytes of the buffer hasher_buffer gave. */
+void hasher_queue(struct hasher *h, size_t len);
+/* Waits for everything to be hashed; out NULL when no output was hashed. */
+int hasher_finish(struct hasher *h, unsigned char stored[32], unsigned char out[32],
+                  struct err *err);
+void hasher_free(struct hasher *h);
+
 int gz_start(struct dec *d, const struct blob_point *p, struct err *err);
 ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
 void gz_free(struct dec *d);
+/*
+ * Snapshots (ISA-L builds only): 0 when the len bytes at data are a snapshot
+ * this build can resume from, else a negative errno. gz_snapshot_id() names
+ * the ISA-L version and state layout that snapshots depend on (0 without ISA-L).
+ */
+int gz_snapshot_check(const unsigned char *data, size_t len);
+uint64_t gz_snapshot_id(void);
 
 int zs_start(struct dec *d, const struct blob_point *p, struct err *err);
 ssize_t zs_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);

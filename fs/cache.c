@@ -171,10 +171,24 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "truncated";
 		goto corrupt;
 	}
+	/* The checksum finds damage, not forgery: only files that nobody but
+	 * this user could have written are trusted (seek points hold ISA-L's
+	 * decoder state, which is used as is). */
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) || !S_ISREG(st.st_mode)) {
+		why = "not a private file of this user";
+		goto corrupt;
+	}
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED) {
 		why = "cannot be mapped";
 		goto corrupt;
+	}
+	/* Kept until cache_free even if what follows fails: the blob may by
+	 * then point into it, until its stream pass replaces the seek points. */
+	if ((r = keep_mapping(c, map, (size_t)st.st_size)) < 0) {
+		munmap(map, (size_t)st.st_size);
+		err_set(err, r, "out of memory");
+		goto out;
 	}
 	memcpy(&h, map, sizeof(h));
 	if (memcmp(h.magic, CACHE_MAGIC, 8) || h.version != CACHE_VERSION) {
@@ -198,18 +212,13 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		goto corrupt;
 	}
 	/* the seek points first: they give the stream size that entries are checked against */
-	if (blob_index_import(b, (const char *)map + sizeof(h) + h.layer_len, h.blob_len, NULL) <
-	        0 ||
+	if (blob_index_import_mapped(b, (const char *)map + sizeof(h) + h.layer_len, h.blob_len,
+	                             NULL) < 0 ||
 	    layer_import(b, (const char *)map + sizeof(h), h.layer_len, &l, &used, NULL) < 0) {
 
 		why = "contents do not validate";
 		goto corrupt;
 	}
-	if ((r = keep_mapping(c, map, (size_t)st.st_size)) < 0) {
-		err_set(err, r, "out of memory");
-		goto out;
-	}
-	map = MAP_FAILED;
 	if (ret_digests)
 		*ret_digests = h.digests;
 	*ret_layer = l;
@@ -222,8 +231,6 @@ corrupt:
 	r = err_set(err, -EINVAL, "cache file %s: %s; removed", path, why);
 out:
 	layer_free(l);
-	if (map != MAP_FAILED)
-		munmap(map, (size_t)st.st_size);
 	if (fd >= 0)
 		close(fd);
 	free(path);

@@ -11,8 +11,8 @@
  *
  * The default directory is $XDG_CACHE_HOME/strata, else ~/.cache/strata.
  *
- * Ownership: layers loaded from the cache use its mapped files in place; the
- * cache must outlive them. Safe to use from many threads.
+ * Ownership: layers loaded from the cache, and the seek points of their
+ * blobs, use its mapped files in place; the cache must outlive both. Safe to use from many threads.
  */
 #ifndef STRATA_CACHE_H
 #define STRATA_CACHE_H

@@ -8,6 +8,10 @@
 #include "blob.h"
 
 #include <errno.h>
+#include <stddef.h>
+#if HAVE_ISAL
+#include <isa-l/igzip_lib.h> /* the snapshot layout, to corrupt it on purpose */
+#endif
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -300,22 +304,35 @@ static void check_blob(const char *name, const struct buf *stored, const struct 
 	r = blob_index_export(b, &idx, &idx_len, &e);
 	CHECK(r == 0, "%s: index export (%s)", name, e.msg);
 	if (r == 0 && comp == BLOB_GZIP) {
-		/* seek points (read from the index: 40-byte head, 24-byte points,
-		 * a 32 KiB window after checkpoints) no further apart than a span
-		 * and a deflate block (the blocks of this data give < 512 KiB) */
-		const unsigned char *q = (const unsigned char *)idx + 40;
+		/* seek points (read from the index: 48-byte head, 24-byte points,
+		 * each followed by as many bytes as its bytes 19..22 say) no further
+		 * apart than a span and a deflate block (the blocks of this data
+		 * give < 512 KiB); with ISA-L, snapshots (kind 3) exactly a span */
+		const unsigned char *q = (const unsigned char *)idx + 48;
 		uint64_t prev = 0, gap = 0, count = get64((const unsigned char *)idx + 32);
+		unsigned kinds[4] = {0};
 		for (uint64_t i = 0; i <= count; i++) {
 			uint64_t at = i < count ? get64(q + 8) : want->len;
 			if (at - prev > gap)
 				gap = at - prev;
 			prev = at;
-			if (i < count)
-				q += 24 + (q[16] == 2 ? 32768 : 0);
+			if (i < count) {
+				kinds[q[16] & 3]++;
+				q +=
+				    24 + (q[19] | q[20] << 8 | q[21] << 16 | (uint32_t)q[22] << 24);
+			}
 		}
 		CHECK(gap <= BLOB_SEEK_SPAN + 512 * 1024,
 		      "%s: seek points at most %llu bytes apart (%llu points)", name,
 		      (unsigned long long)gap, (unsigned long long)count);
+		CHECK(q == (const unsigned char *)idx + idx_len,
+		      "%s: the points fill the index exactly", name);
+#if HAVE_ISAL
+		CHECK(strcmp(engine, "zlib") ? kinds[3] > 0 && kinds[2] == 0
+		                             : kinds[2] > 0 && kinds[3] == 0,
+		      "%s: ISA-L makes snapshots, zlib checkpoints (%u checkpoints, %u snapshots)",
+		      name, kinds[2], kinds[3]);
+#endif
 	}
 	r = blob_open(fd, off, stored->len, NULL, &b2, &e);
 	if (r == 0)
@@ -731,7 +748,7 @@ static void test_index_refusal(const struct buf *d)
 		check_refused(b2, bad, blen, what);                                                \
 	} while (0)
 	MUTATE("bad magic", bad[0] ^= 1);
-	MUTATE("bad version", bad[8] = 2);
+	MUTATE("bad version", bad[8] = 1);
 	MUTATE("other compression", bad[12] = BLOB_ZSTD);
 	MUTATE("other stored size", put64(bad + 16, z.len + 1));
 	MUTATE("size beyond max_output", put64(bad + 24, UINT64_MAX / 2));
@@ -739,21 +756,51 @@ static void test_index_refusal(const struct buf *d)
 	MUTATE("count one more", bad[32]++);
 	MUTATE("count one less", bad[32]--);
 	MUTATE("truncated", blen -= 100);
-	MUTATE("header only", blen = 40);
+	MUTATE("header only", blen = 48);
 	MUTATE("trailing byte", bad[len] = 0; blen++);
 	MUTATE("empty", blen = 0);
-	MUTATE("point beyond the stored size", put64(bad + 40, z.len + 5));
-	MUTATE("point out past the size", put64(bad + 48, small.len + 1));
-	MUTATE("point at offset 0", put64(bad + 40, 0));
-	MUTATE("bad kind", bad[56] = 7);
-	MUTATE("bad bit count", bad[57] = 9);
-	MUTATE("bit value too wide", bad[57] = 1; bad[58] = 2);
-	MUTATE("nonzero padding", bad[60] = 1);
+	MUTATE("point beyond the stored size", put64(bad + 48, z.len + 5));
+	MUTATE("point out past the size", put64(bad + 56, small.len + 1));
+	MUTATE("point at offset 0", put64(bad + 48, 0));
+	MUTATE("bad kind", bad[64] = 7);
+	MUTATE("bad bit count", bad[65] = 9);
+	MUTATE("bit value too wide", bad[65] = 1; bad[66] = 2);
+	MUTATE("nonzero padding", bad[71] = 1);
+	MUTATE("point length past the end", bad[70] = 0x7f);
+	MUTATE("point length one short", bad[67]--);
 	if (bad[32] >= 2) {
 		/* the second point moved before the first */
-		size_t second = 40 + 24 + 32768;
+		size_t second = 48 + 24 + (bad[67] | bad[68] << 8 | bad[69] << 16);
 		MUTATE("offsets not increasing", put64(bad + second, 1));
 	}
+#if HAVE_ISAL
+	if (bad[64] == 3) {
+		/* the first point is an ISA-L snapshot: its state at 48 + 24 */
+		const size_t st = 48 + 24;
+		MUTATE("snapshot of another ISA-L build", bad[40] ^= 1);
+		MUTATE("snapshot: bad block state",
+		       memset(bad + st + offsetof(struct inflate_state, block_state), 0x55, 4));
+		MUTATE("snapshot: bit buffer too long",
+		       memset(bad + st + offsetof(struct inflate_state, read_in_length), 0x7f, 4));
+		MUTATE("snapshot: output buffer count disagrees with its length",
+		       bad[st + offsetof(struct inflate_state, tmp_out_valid)] ^= 1);
+		MUTATE(
+		    "snapshot: pending copy too long",
+		    memset(bad + st + offsetof(struct inflate_state, copy_overflow_length), 1, 4));
+	}
+	CHECK(bad[64] == 3 || !strcmp(engine, "zlib"), "with ISA-L, the first point is a snapshot");
+	setenv("STRATA_BLOB_ZLIB", "1", 1);
+	{
+		/* a blob told to use zlib throughout cannot resume a snapshot */
+		struct blob *bz = NULL;
+		if (blob_open(fd, off, z.len, NULL, &bz, &e) < 0)
+			abort();
+		check_refused(bz, idx, len, "snapshots in a zlib-only blob");
+		blob_free(bz);
+	}
+	if (strcmp(engine, "zlib"))
+		unsetenv("STRATA_BLOB_ZLIB");
+#endif
 #undef MUTATE
 	CHECK(blob_size(b2) == -1, "refused imports left the blob untouched");
 	CHECK(blob_index_import(b2, idx, len, &e) == 0 && random_reads(b2, &small, 50, 10000),

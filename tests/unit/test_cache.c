@@ -121,6 +121,23 @@ int main(void)
 	      "an index of another blob is refused: %s", err.msg);
 	blob_free(b3);
 
+	/* files that another user could have written are not trusted */
+	cache_store_layer(c, KEY, l, b, &d, NULL);
+	chmod(path, 0666);
+	CHECK(cache_load_layer(c, KEY, b2, &l2, NULL, &err) == -EINVAL,
+	      "a group- or world-writable file is refused: %s", err.msg);
+	cache_store_layer(c, KEY, l, b, &d, NULL);
+	if (geteuid() == 0 && chown(path, 12345, 12345) == 0)
+		CHECK(cache_load_layer(c, KEY, b2, &l2, NULL, &err) == -EINVAL,
+		      "a file owned by another user is refused: %s", err.msg);
+	cache_store_layer(c, KEY, l, b, &d, NULL);
+	memset(&err, 0, sizeof(err));
+	CHECK(cache_load_layer(c, KEY, b2, &l2, NULL, &err) == 0, "a private file loads%s",
+	      err.msg);
+	layer_free(l2);
+	blob_free(b2);
+	blob_open(fd, 0, len, NULL, &b2, NULL);
+
 	CHECK(cache_path(c, "sha256:../../etc/passwd") == NULL && cache_path(c, "x") == NULL &&
 	          cache_path(c, "sha256:ABCDEF") == NULL,
 	      "keys that are not algo:hex never become file names");
