@@ -275,7 +275,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	fuse_reply_attr(req, &st, VFS_TIMEOUT);
+	fuse_reply_attr(req, &st,
+	                ino == make_ino(VIEW_SECRETS, VSEC_STATUS_NODE) ? 0 : VFS_TIMEOUT);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -334,7 +335,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct vfs *v = userdata;
+
+	v->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	/* .secrets/status changes under one inode: its size or mtime moving
+	 * must drop its cached pages (there is no open to say direct_io) */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	/* lookups in a directory must not wait for a long readdir (.secrets/status) */
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -471,30 +478,16 @@ reply:
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vfs *v = vfs_of(req);
-	struct tree *t;
-	struct tree_attr a;
 
+	/* From now on the kernel opens every file itself, caching kept. */
+	if (v->no_open)
+		return (void)fuse_reply_err(req, ENOSYS);
 	if (ino_view(ino) == VIEW_SECRETS)
 		return vsec_open(req, v, ino_node(ino), fi);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return (void)fuse_reply_err(req, EROFS);
 	fi->keep_cache = 1;
-	/* files of the views are scanned once read through */
-	if (ino_view(ino) != 0 && view_tree(v, ino_view(ino), &t) == 0 &&
-	    ino_node(ino) < tree_node_count(t)) {
-		tree_stat(t, ino_node(ino), &a);
-		if (S_ISREG(a.mode) && a.data_entry != TREE_NONE)
-			fi->fh = (uint64_t)(uintptr_t)vsec_track_open(v, a.data_layer, a.data_entry,
-			                                              a.size);
-	}
 	fuse_reply_open(req, fi);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	if (ino_view(ino) != VIEW_SECRETS)
-		vsec_track_release((void *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -505,9 +498,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct tree *t;
 	ssize_t n;
 	char *buf;
-	uint32_t scan_layer = 0, scan_entry = 0;
-	int r, scan;
+	int r;
 
+	(void)fi; /* reads are tracked per file: there may be no open handle */
 	if (view == VIEW_SECRETS)
 		return vsec_read(req, v, ino_node(ino), size, off);
 	if (view == 0) {
@@ -525,15 +518,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	n = tree_read(t, ino_node(ino), buf, size, (uint64_t)off, NULL);
-	scan = n > 0 && vsec_track_read((void *)(uintptr_t)fi->fh, (uint64_t)off, (size_t)n,
-	                                &scan_layer, &scan_entry);
 	/*
-	 * Before the reply: once the read that completes a file returns, its
-	 * findings are in .secrets/. (The tracker itself must not be touched
-	 * after the reply either: the kernel may release the handle then.)
+	 * Files of the views are scanned once read through, before the reply
+	 * that completes them: when that read returns, the findings are in
+	 * .secrets/.
 	 */
-	if (scan)
-		vsec_scan(v, scan_layer, scan_entry);
+	if (n > 0 && ino_node(ino) < tree_node_count(t)) {
+		struct tree_attr a;
+
+		tree_stat(t, ino_node(ino), &a);
+		if (S_ISREG(a.mode) && a.data_entry != TREE_NONE &&
+		    vsec_track_read(v, a.data_layer, a.data_entry, a.size, (uint64_t)off,
+		                    (size_t)n))
+			vsec_scan(v, a.data_layer, a.data_entry);
+	}
 	if (n < 0)
 		fuse_reply_err(req, n == -EISDIR ? EISDIR : EIO);
 	else
@@ -697,7 +695,6 @@ static const struct fuse_lowlevel_ops ops = {
     .readdir = op_readdir,
     .open = op_open,
     .read = op_read,
-    .release = op_release,
     .listxattr = op_listxattr,
     .getxattr = op_getxattr,
     .statfs = op_statfs,
@@ -776,7 +773,8 @@ int vfs_mount(struct image *img, const char *mountpoint, const struct vfs_opts *
 	                .contain_symlinks = opts->contain_symlinks,
 
 	                .sec_lock = PTHREAD_MUTEX_INITIALIZER,
-	                .dir_lock = PTHREAD_MUTEX_INITIALIZER};
+	                .dir_lock = PTHREAD_MUTEX_INITIALIZER,
+	                .track_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 16};

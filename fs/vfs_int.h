@@ -32,12 +32,27 @@ struct vfs {
 	struct secrets *sec;      /* made on first use: mounting scans nothing */
 	pthread_mutex_t dir_lock; /* guards secdir; held through the full scan */
 	struct vtree *secdir;     /* .secrets/ once the full scan is done */
+	uint64_t status_hash;     /* of the last status text seen (under sec_lock) */
+	uint64_t status_gen;      /* bumped when it changes: status's mtime */
+
+	/*
+	 * The kernel opens files without asking us (FUSE_CAP_NO_OPEN_SUPPORT):
+	 * a warm grep -r then costs no round trip per file. Reads are tracked
+	 * per file, not per open handle, as there are none.
+	 */
+	int no_open;
+	pthread_mutex_t track_lock;
+	struct vsec_track **tracks; /* hash buckets, made on first use */
+	uint32_t ntracks;
 };
 
 static inline fuse_ino_t make_ino(uint32_t view, uint32_t node)
 {
 	return ((fuse_ino_t)view << 32) | node;
 }
+
+/* .secrets/status: its attributes change with every scan step, never cached */
+#define VSEC_STATUS_NODE 1u
 
 /* Replies to lookup with the entry for ino (attributes from vfs_stat). */
 void vfs_reply_entry(fuse_req_t req, struct vfs *v, fuse_ino_t ino);
@@ -58,17 +73,14 @@ void vsec_readlink(fuse_req_t req, struct vfs *v, uint32_t node);
 void vsec_free(struct vfs *v);
 
 /* Scanning files as they are read (vfs_secrets.c). */
-void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size);
 /*
- * Records that [off, off + len) was read; returns 1 and the entry to scan
- * once the whole file has been, for vsec_scan(). Call both before replying:
- * the reply lets the kernel release the handle.
+ * Records that [off, off + len) of the file whose bytes are entry `entry` of
+ * layer `layer` (size bytes) was read; returns 1 once the whole file has been,
+ * in any order and over any number of opens: then the caller calls vsec_scan
+ * before replying, so that the findings are in .secrets/ when read() returns.
  */
-
-int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer,
-                    uint32_t *ret_entry);
+int vsec_track_read(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size, uint64_t off,
+                    size_t len);
 void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry);
-
-void vsec_track_release(void *track);
 
 #endif

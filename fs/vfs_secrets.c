@@ -10,7 +10,13 @@
  *
  * A file counts as read once every 4 KiB chunk of it has passed through
  * read(), in whatever order the reads come (the page cache reads ahead and
- * out of order); then it is scanned at once and its findings join the rest.
+ * out of order) and over however many opens; then it is scanned at once and
+ * its findings join the rest.
+ *
+ * When the kernel opens files without asking (see struct vfs), status cannot
+ * bypass the page cache with direct_io: it is never cached for long instead
+ * (attributes time out at once) and changes its mtime with its text, which
+ * makes the kernel drop its cached pages.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +27,12 @@
 #include "vfs_int.h"
 
 #define NODE_DIR    0u
-#define NODE_STATUS 1u
+#define NODE_STATUS VSEC_STATUS_NODE
 #define TRACK_CHUNK 4096u
 /* Bigger files are left to the full scan: the scanner skips them anyway. */
 #define TRACK_MAX_SIZE (64ull << 20)
+#define TRACK_BUCKETS  1024u
+#define TRACK_MAX      4096u
 
 struct secrets *vsec_get(struct vfs *v)
 {
@@ -89,7 +97,23 @@ int vsec_stat(struct vfs *v, uint32_t node, struct stat *st)
 		return 0;
 	}
 	if (node == NODE_STATUS) {
-		free(status_text(v, &len));
+		char *text = status_text(v, &len);
+		uint64_t h = 14695981039346656037ull, gen;
+
+		for (size_t i = 0; text && i < len; i++)
+			h = (h ^ (unsigned char)text[i]) * 1099511628211ull;
+		free(text);
+		/* A new mtime for new text, even of the same size: the kernel
+		 * then drops the pages it cached (auto_inval_data). */
+		pthread_mutex_lock(&v->sec_lock);
+		if (h != v->status_hash) {
+			v->status_hash = h;
+			v->status_gen++;
+		}
+		gen = v->status_gen;
+		pthread_mutex_unlock(&v->sec_lock);
+		st->st_mtim.tv_sec = v->mount_time + (time_t)(gen / 1000000000u);
+		st->st_mtim.tv_nsec = (long)(gen % 1000000000u);
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_size = (off_t)len;
@@ -246,51 +270,37 @@ void vsec_readlink(fuse_req_t req, struct vfs *v, uint32_t node)
 	fuse_reply_readlink(req, vtree_data(t, node - 1, &len));
 }
 
-void vsec_free(struct vfs *v)
-{
-	vtree_free(v->secdir);
-	secrets_free(v->sec);
-}
-
-struct track {
-	pthread_mutex_t lock;
+/*
+ * Read coverage of one file, by 4 KiB chunk. Kept from the first read until
+ * the file has been read through (then it is scanned and forgotten); at most
+ * TRACK_MAX files are tracked at once, past that the table starts over (a
+ * file half read and forgotten is simply tracked again from its next read).
+ */
+struct vsec_track {
+	struct vsec_track *next;
 	uint32_t layer, entry;
 	uint64_t size;
 	uint32_t nchunks, covered;
-	int scanned;
 	uint8_t bits[];
 };
 
-void *vsec_track_open(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size)
+static void tracks_clear(struct vfs *v)
 {
-	uint32_t nchunks = (uint32_t)((size + TRACK_CHUNK - 1) / TRACK_CHUNK);
-	struct track *t;
-
-	(void)v;
-	if (size == 0 || size > TRACK_MAX_SIZE)
-		return NULL;
-	t = calloc(1, sizeof(*t) + (nchunks + 7) / 8);
-	if (!t)
-		return NULL;
-	*t = (struct track){.layer = layer, .entry = entry, .size = size, .nchunks = nchunks};
-
-	pthread_mutex_init(&t->lock, NULL);
-	return t;
+	for (uint32_t i = 0; v->tracks && i < TRACK_BUCKETS; i++) {
+		while (v->tracks[i]) {
+			struct vsec_track *t = v->tracks[i];
+			v->tracks[i] = t->next;
+			free(t);
+		}
+	}
+	v->ntracks = 0;
 }
 
-int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer, uint32_t *ret_entry)
+/* Marks the chunks that [off, end) covers whole (a chunk ends early at EOF). */
+static void track_mark(struct vsec_track *t, uint64_t off, uint64_t end)
 {
-	struct track *t = track;
-	uint64_t end = off + len;
-	int now = 0;
-
-	if (!t || len == 0)
-		return 0;
-	pthread_mutex_lock(&t->lock);
-	/* a chunk counts once all of it (up to the end of the file) has been read */
 	for (uint64_t c = (off + TRACK_CHUNK - 1) / TRACK_CHUNK; c < t->nchunks; c++) {
-		uint64_t cs = c * TRACK_CHUNK,
-		         ce = cs + TRACK_CHUNK < t->size ? cs + TRACK_CHUNK : t->size;
+		uint64_t ce = (c + 1) * TRACK_CHUNK < t->size ? (c + 1) * TRACK_CHUNK : t->size;
 
 		if (ce > end)
 			break;
@@ -299,13 +309,53 @@ int vsec_track_read(void *track, uint64_t off, size_t len, uint32_t *ret_layer, 
 			t->covered++;
 		}
 	}
-	if (t->covered == t->nchunks && !t->scanned) {
-		now = t->scanned = 1;
-		*ret_layer = t->layer;
-		*ret_entry = t->entry;
+}
+
+int vsec_track_read(struct vfs *v, uint32_t layer, uint32_t entry, uint64_t size, uint64_t off,
+                    size_t len)
+{
+	uint32_t h = (layer * 0x9e3779b1u ^ entry) % TRACK_BUCKETS;
+	struct vsec_track **pp, *t;
+	int done = 0;
+
+	if (len == 0 || size == 0 || size > TRACK_MAX_SIZE)
+		return 0;
+	pthread_mutex_lock(&v->track_lock);
+	if (!v->tracks && !(v->tracks = calloc(TRACK_BUCKETS, sizeof(*v->tracks))))
+		goto out;
+	for (pp = &v->tracks[h]; (t = *pp); pp = &t->next)
+		if (t->layer == layer && t->entry == entry)
+			break;
+	if (!t) {
+		uint32_t nchunks = (uint32_t)((size + TRACK_CHUNK - 1) / TRACK_CHUNK);
+
+		/* most files are read whole by one request: nothing to keep */
+		if (off == 0 && len >= size) {
+			done = 1;
+			goto out;
+		}
+		if (v->ntracks >= TRACK_MAX)
+			tracks_clear(v);
+		t = calloc(1, sizeof(*t) + (nchunks + 7) / 8);
+		if (!t)
+			goto out;
+		*t = (struct vsec_track){
+		    .layer = layer, .entry = entry, .size = size, .nchunks = nchunks};
+		t->next = v->tracks[h];
+		v->tracks[h] = t;
+		v->ntracks++;
+		pp = &v->tracks[h];
 	}
-	pthread_mutex_unlock(&t->lock);
-	return now;
+	track_mark(t, off, off + len);
+	if (t->covered == t->nchunks) {
+		*pp = t->next;
+		free(t);
+		v->ntracks--;
+		done = 1;
+	}
+out:
+	pthread_mutex_unlock(&v->track_lock);
+	return done;
 }
 
 void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry)
@@ -316,12 +366,10 @@ void vsec_scan(struct vfs *v, uint32_t layer, uint32_t entry)
 		secrets_scan_entry(s, layer, entry);
 }
 
-void vsec_track_release(void *track)
+void vsec_free(struct vfs *v)
 {
-	struct track *t = track;
-
-	if (!t)
-		return;
-	pthread_mutex_destroy(&t->lock);
-	free(t);
+	tracks_clear(v);
+	free(v->tracks);
+	vtree_free(v->secdir);
+	secrets_free(v->sec);
 }

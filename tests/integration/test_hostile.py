@@ -15,14 +15,11 @@ view. Signals: SIGTERM to the daemon unmounts; after SIGKILL, `strata umount`
 clears the dead mount.
 """
 import gzip
-import hashlib
 import io
-import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -36,64 +33,12 @@ WORK = tempfile.mkdtemp(prefix="hostile-", dir=st.cache_dir())
 os.environ["XDG_CACHE_HOME"] = os.path.join(WORK, "xdg")
 
 
-def tar_bytes(entries, fmt=tarfile.PAX_FORMAT):
-    """entries: (name, kind, data/linkname). kind: f, d, l (symlink), h (hardlink)."""
-    bio = io.BytesIO()
-    with tarfile.open(fileobj=bio, mode="w", format=fmt) as tf:
-        for name, kind, data in entries:
-            ti = tarfile.TarInfo(name)
-            ti.mtime = 1600000000
-            if kind == "d":
-                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-                tf.addfile(ti)
-            elif kind == "l":
-                ti.type, ti.linkname = tarfile.SYMTYPE, data
-                tf.addfile(ti)
-            elif kind == "h":
-                ti.type, ti.linkname = tarfile.LNKTYPE, data
-                tf.addfile(ti)
-            else:
-                raw = data.encode() if isinstance(data, str) else data
-                ti.size, ti.mode = len(raw), 0o644
-                tf.addfile(ti, io.BytesIO(raw))
-    return bio.getvalue()
+tar_bytes = st.tar_bytes
 
 
 def layout(name, layers, config_extra=None, media=None, tamper=None):
-    """An OCI layout with the given layer blobs; returns its path."""
-    root = os.path.join(WORK, name)
-    os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
-
-    def put(b):
-        d = hashlib.sha256(b).hexdigest()
-        with open(os.path.join(root, "blobs", "sha256", d), "wb") as f:
-            f.write(b)
-        return "sha256:" + d, len(b)
-    descs, diff_ids = [], []
-    for blob in layers:
-        try:
-            raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
-        except (EOFError, OSError):
-            raw = b""  # a broken layer: its diff_id cannot match anyway
-        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
-
-        d, n = put(blob)
-        descs.append({"mediaType": media or "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n})
-    cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
-    cfg.update(config_extra or {})
-    cd, cs = put(json.dumps(cfg).encode())
-    man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-           "layers": descs}
-    md, ms = put(json.dumps(man).encode())
-    with open(os.path.join(root, "index.json"), "w") as f:
-        json.dump({"schemaVersion": 2, "manifests": [
-            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}]}, f)
-    with open(os.path.join(root, "oci-layout"), "w") as f:
-        f.write('{"imageLayoutVersion":"1.0.0"}')
-    if tamper:
-        tamper(root, descs)
-    return root
+    """An OCI layout with the given layer blobs under WORK; returns its path."""
+    return st.oci_layout(os.path.join(WORK, name), layers, config_extra, media, tamper)
 
 
 def refused(path, *args, what, expect=None):

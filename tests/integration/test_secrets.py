@@ -87,6 +87,38 @@ def t_lazy_then_full():
     st.check(json.loads(sarif) == json.loads(want.out), "findings.sarif differs from strata scan --format sarif")
 
 
+def t_read_in_pieces():
+    """Reads are tracked per file, not per open: a file read through over
+    several opens counts once its last piece has been read, not before."""
+    fresh_cache()
+    data = b"".join(b"line %06d of a file that is read in pieces\n" % i for i in range(3000))
+    image = st.oci_layout(tempfile.mkdtemp(prefix="pieces-", dir=st.cache_dir()),
+                          [st.tar_bytes([("app", "d", None), ("app/big.txt", "f", data)])])
+    with st.mounted(STRATA, image) as mnt:
+        path = os.path.join(mnt, "merged", "app", "big.txt")
+        half = 16 * 4096
+
+        def read_range(start, end):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                # no readahead: the kernel asks for exactly these pages
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                got = b""
+                for off in range(start, end, 4096):
+                    got += os.pread(fd, min(4096, end - off), off)
+                return got
+            finally:
+                os.close(fd)
+        got = read_range(half, len(data))
+        text, _ = status(mnt)
+        st.check(files_scanned(text) == 0, "after reading the second half, status says:\n" + text)
+        got = read_range(0, half) + got
+        st.check(got == data, "the file reads back as written")
+        text, _ = status(mnt)
+        st.check(files_scanned(text) == 1,
+                 "after reading the first half in another open, status says:\n" + text)
+
+
 def t_links():
     fresh_cache()
     image, _ = image_and_file()
@@ -164,6 +196,7 @@ def t_remount_from_cache():
 
 suite.run("lazy scan on read, then the full result equals strata scan", t_lazy_then_full, timeout=300)
 suite.run("NNN.file symlinks resolve inside the mount", t_links, timeout=300)
+suite.run("a file read through over several opens is scanned", t_read_in_pieces)
 suite.run("status answers during a full scan", t_status_while_scanning, timeout=900)
 suite.run("remount: results come from the cache", t_remount_from_cache, timeout=300)
 suite.finish()
