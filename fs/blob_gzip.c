@@ -100,14 +100,14 @@ uint64_t gz_snapshot_id(void)
 }
 
 /*
- * Whether the state's own bookkeeping is in range. The Huffman tables cannot
- * be checked without ISA-L's internals; the cache's checksum and ownership
- * checks are what keep them from being anything but what ISA-L wrote.
+ * Whether the state's own bookkeeping is in range (at import; the tables are
+ * checked when a snapshot is used, see snapshot_tables_ok). Snapshots are
+ * taken with no overflow bytes pending, so none may be.
  */
 int gz_snapshot_check(const unsigned char *snap, size_t len)
 {
 	uint32_t valid, processed, state;
-	int32_t bits, overflow_len, copy_len, copy_dist;
+	int32_t bits, type0_len;
 	int16_t tmp_in;
 
 	if (len < SNAP_FIXED || len > sizeof(struct inflate_state))
@@ -116,9 +116,7 @@ int gz_snapshot_check(const unsigned char *snap, size_t len)
 	processed = SNAP_FIELD(snap, tmp_out_processed);
 	state = SNAP_FIELD(snap, block_state);
 	bits = (int32_t)SNAP_FIELD(snap, read_in_length);
-	overflow_len = (int32_t)SNAP_FIELD(snap, write_overflow_len);
-	copy_len = (int32_t)SNAP_FIELD(snap, copy_overflow_length);
-	copy_dist = (int32_t)SNAP_FIELD(snap, copy_overflow_distance);
+	type0_len = (int32_t)SNAP_FIELD(snap, type0_block_len);
 	memcpy(&tmp_in, snap + offsetof(struct inflate_state, tmp_in_size), sizeof(tmp_in));
 	if (valid != len - SNAP_FIXED || processed > valid)
 		return -EINVAL;
@@ -126,11 +124,98 @@ int gz_snapshot_check(const unsigned char *snap, size_t len)
 	    state != ISAL_BLOCK_CODED)
 		return -EINVAL;
 	if (bits < 0 || bits > 64 || tmp_in < 0 || tmp_in > ISAL_DEF_MAX_HDR_SIZE ||
-	    overflow_len < 0 || overflow_len > 4 || copy_len < 0 || copy_len > 258 ||
-	    copy_dist < 0 || copy_dist > (int32_t)ISAL_DEF_HIST_SIZE ||
-	    SNAP_FIELD(snap, bfinal) > 1 || SNAP_FIELD(snap, hist_bits) > 15)
+	    SNAP_FIELD(snap, write_overflow_len) || SNAP_FIELD(snap, copy_overflow_length) ||
+	    SNAP_FIELD(snap, bfinal) > 1 || SNAP_FIELD(snap, hist_bits) > 15 ||
+	    (state == ISAL_BLOCK_TYPE0 && (type0_len < 0 || type0_len > 65535)))
 		return -EINVAL;
 	return 0;
+}
+
+/*
+ * The current block's decoding tables, entry by entry: ISA-L's decoders trust
+ * them (a hint indexes the long table unchecked; a length symbol sets how many
+ * bytes a copy writes), so a snapshot read from a file is used only if every
+ * entry is one that ISA-L's own table builder could have made. The layout is
+ * ISA-L 2.30's (igzip_inflate.c, igzip_decode_block_stateless.asm); a build
+ * of another version refuses the snapshots before they get here.
+ */
+#define LIT_SHORT_LEN(e)    ((e) >> 28)       /* code length; 0: no code */
+#define LIT_SHORT_COUNT(e)  (((e) >> 26) & 3) /* symbols packed in the entry */
+#define LIT_SHORT_SYMS(e)   ((e)&0x1ffffffu)  /* or, with the flag, a long index */
+#define LIT_SHORT_FLAG      (1u << 25)        /* the code is longer: see the long table */
+#define LIT_SHORT_MAXLEN(e) ((e) >> 26)       /* with the flag: longest code there */
+#define LIT_MAX_SYM         512u /* 0-255 literals, 256 end, 257+ lengths (254 + length) */
+#define DIST_SHORT_LEN(e)   ((e) >> 11)
+#define DIST_SHORT_FLAG     (1u << 10)
+#define DIST_SYM_OK(s)      (((s)&31u) < 30u && ((s) >> 5) <= 13u) /* symbol, extra bits */
+
+static bool lit_entry_ok(uint32_t e)
+{
+	uint32_t syms = LIT_SHORT_SYMS(e);
+
+	switch (LIT_SHORT_COUNT(e)) {
+	case 1:
+		return syms <= LIT_MAX_SYM;
+	case 2:
+		return syms >> 8 <= LIT_MAX_SYM;
+	case 3:
+		return syms >> 16 <= LIT_MAX_SYM;
+	}
+	return false;
+}
+
+static bool snapshot_tables_ok(const struct inflate_state *st)
+{
+	const struct inflate_huff_code_large *lit = &st->lit_huff_code;
+	const struct inflate_huff_code_small *dist = &st->dist_huff_code;
+	const size_t nlong = sizeof(lit->long_code_lookup) / sizeof(lit->long_code_lookup[0]);
+	const size_t ndlong = sizeof(dist->long_code_lookup) / sizeof(dist->long_code_lookup[0]);
+
+	/* Between blocks the tables are not used: the next header remakes them. */
+	if (st->block_state != ISAL_BLOCK_CODED)
+		return true;
+	for (size_t i = 0; i < 1u << ISAL_DECODE_LONG_BITS; i++) {
+		uint32_t e = lit->short_code_lookup[i], maxlen, idx;
+
+		if (LIT_SHORT_LEN(e) == 0)
+			continue; /* no code: the decoder says "invalid symbol" */
+		if (!(e & LIT_SHORT_FLAG)) {
+			if (!lit_entry_ok(e))
+				return false;
+			continue;
+		}
+		maxlen = LIT_SHORT_MAXLEN(e);
+		idx = LIT_SHORT_SYMS(e);
+		if (maxlen <= ISAL_DECODE_LONG_BITS || maxlen > 21 ||
+		    idx + (1u << (maxlen - ISAL_DECODE_LONG_BITS)) > nlong)
+			return false;
+		for (uint32_t k = 0; k < 1u << (maxlen - ISAL_DECODE_LONG_BITS); k++) {
+			uint16_t le = lit->long_code_lookup[idx + k];
+			if ((le >> 10) != 0 && ((le >> 10) > 21 || (le & 0x3ffu) > LIT_MAX_SYM))
+				return false;
+		}
+	}
+	for (size_t i = 0; i < 1u << ISAL_DECODE_SHORT_BITS; i++) {
+		uint16_t e = dist->short_code_lookup[i];
+		uint32_t maxlen = DIST_SHORT_LEN(e), idx = e & 0x1ffu;
+
+		if (maxlen == 0)
+			continue;
+		if (!(e & DIST_SHORT_FLAG)) {
+			if (maxlen > 15 || !DIST_SYM_OK(idx))
+				return false;
+			continue;
+		}
+		if (maxlen <= ISAL_DECODE_SHORT_BITS || maxlen > 15 ||
+		    idx + (1u << (maxlen - ISAL_DECODE_SHORT_BITS)) > ndlong)
+			return false;
+		for (uint32_t k = 0; k < 1u << (maxlen - ISAL_DECODE_SHORT_BITS); k++) {
+			uint16_t de = dist->long_code_lookup[idx + k];
+			if ((de >> 10) != 0 && ((de >> 10) > 15 || !DIST_SYM_OK(de & 0x1ffu)))
+				return false;
+		}
+	}
+	return true;
 }
 
 /* Starts ISA-L on a member (p == NULL), at a snapshot or at a checkpoint. */
@@ -146,6 +231,11 @@ static int isal_start(struct dec *d, const struct blob_point *p, struct err *err
 	}
 	if (p && p->kind == POINT_SNAPSHOT) {
 		memcpy(st, p->data, p->len);
+		if (!snapshot_tables_ok(st))
+			return err_set(err, -EIO,
+			               "gzip: the seek point at stored offset %llu holds decoding "
+			               "tables ISA-L could not have made; the index is damaged",
+			               (unsigned long long)p->in);
 		/* Raw deflate from here: the member's CRC began before the
 		 * snapshot, and the trailer is skipped as after a checkpoint. */
 		st->crc_flag = ISAL_DEFLATE;
@@ -181,8 +271,9 @@ static int isal_record_snapshot(struct dec *d, struct err *err)
 	size_t len;
 	int r;
 
-	if (st->block_state != ISAL_BLOCK_NEW_HDR && st->block_state != ISAL_BLOCK_HDR &&
-	    st->block_state != ISAL_BLOCK_TYPE0 && st->block_state != ISAL_BLOCK_CODED)
+	if ((st->block_state != ISAL_BLOCK_NEW_HDR && st->block_state != ISAL_BLOCK_HDR &&
+	     st->block_state != ISAL_BLOCK_TYPE0 && st->block_state != ISAL_BLOCK_CODED) ||
+	    st->write_overflow_len || st->copy_overflow_length)
 		return 0;
 	len = SNAP_FIXED + st->tmp_out_valid;
 	snap = malloc(len);
