@@ -4,6 +4,8 @@
  * of their own. Hashing costs about as much as inflating with ISA-L; on its
  * own thread it overlaps decompression and indexing instead of adding to them.
  *
+ * Blobs under HASH_THREAD_MIN are hashed in line, as before.
+ *
  * The thread reads and hashes the stored bytes itself, in order, whenever it
  * has nothing else to do, and hashes the decompressed stream from a ring of
  * output buffers that the stream pass fills: the pass takes the next buffer
@@ -20,10 +22,14 @@
 
 #define HASH_RING      4
 #define HASH_STORED_IN (1u << 20)
+/* Below this stored size a thread costs more than it saves (and most layers
+ * of real images are small): hash in line instead. */
+#define HASH_THREAD_MIN (4u << 20)
 
 struct hasher {
 	const struct blob *b;
 	pthread_t thread;
+	bool threaded; /* else everything is hashed in line, ring[0] reused */
 	bool running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -139,12 +145,13 @@ int hasher_start(const struct blob *b, size_t out_cap, struct hasher **ret_hashe
 	pthread_cond_init(&h->cond, NULL);
 	h->stored = sha256_new();
 	h->out = sha256_new();
-	h->in = malloc(HASH_STORED_IN);
+	h->threaded = b->length >= HASH_THREAD_MIN;
+	h->in = malloc(b->length < HASH_STORED_IN ? (size_t)b->length + 1 : HASH_STORED_IN);
 	r = h->stored && h->out && h->in ? 0 : -ENOMEM;
-	for (int i = 0; i < HASH_RING && out_cap && r == 0; i++)
+	for (int i = 0; i < (h->threaded ? HASH_RING : 1) && out_cap && r == 0; i++)
 		if (!(h->ring[i] = malloc(out_cap)))
 			r = -ENOMEM;
-	if (r == 0) {
+	if (r == 0 && h->threaded) {
 		r = -pthread_create(&h->thread, NULL, hasher_main, h);
 		h->running = r == 0;
 	}
@@ -160,6 +167,9 @@ unsigned char *hasher_buffer(struct hasher *h, size_t *ret_cap)
 {
 	unsigned char *buf;
 
+	*ret_cap = h->cap;
+	if (!h->threaded)
+		return h->ring[0];
 	pthread_mutex_lock(&h->lock);
 	/* The thread always drains the ring unless it failed, and then the
 	 * buffers are free for good: hasher_finish reports the failure. */
@@ -167,12 +177,16 @@ unsigned char *hasher_buffer(struct hasher *h, size_t *ret_cap)
 		pthread_cond_wait(&h->cond, &h->lock);
 	buf = h->ring[h->queued % HASH_RING];
 	pthread_mutex_unlock(&h->lock);
-	*ret_cap = h->cap;
 	return buf;
 }
 
 void hasher_queue(struct hasher *h, size_t len)
 {
+	if (!h->threaded) {
+		if (!h->error && !EVP_DigestUpdate(h->out, h->ring[0], len))
+			h->error = -EIO;
+		return;
+	}
 	pthread_mutex_lock(&h->lock);
 	h->len[h->queued % HASH_RING] = len;
 	h->queued++;
@@ -183,12 +197,17 @@ void hasher_queue(struct hasher *h, size_t len)
 int hasher_finish(struct hasher *h, unsigned char stored[32], unsigned char out[32],
                   struct err *err)
 {
-	pthread_mutex_lock(&h->lock);
-	h->ending = true;
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
-	pthread_join(h->thread, NULL);
-	h->running = false;
+	if (h->threaded) {
+		pthread_mutex_lock(&h->lock);
+		h->ending = true;
+		pthread_cond_broadcast(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+		pthread_join(h->thread, NULL);
+		h->running = false;
+	} else {
+		while (!h->error && h->stored_done < h->b->length)
+			hash_stored_piece(h);
+	}
 	if (h->error)
 		return err_set(err, h->error, "blob: hashing failed at stored offset %llu: %s",
 		               (unsigned long long)h->error_at,
