@@ -212,8 +212,10 @@ reply:
 }
 
 /*
- * Opening a directory of .secrets/ runs the full scan: open holds no lock on
- * the directory, unlike readdir and lookup, so status stays readable.
+ * Where the kernel still sends opendir (no FUSE_CAP_NO_OPENDIR_SUPPORT),
+ * opening a directory of .secrets/ runs the full scan: open holds no lock on
+ * the directory. Otherwise readdir runs it, under the directory lock taken
+ * shared, as lookups take it: status stays readable either way.
  */
 void vsec_opendir(fuse_req_t req, struct vfs *v, uint32_t dir, struct fuse_file_info *fi)
 {
