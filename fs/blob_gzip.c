@@ -5,7 +5,8 @@
  * eStargz). The decoder inflates member after member; where the next bytes are
  * not a member header (trailing zeros, padding, garbage) the stream ends.
  *
- * Seek points follow zlib's zran.c idea: during the stream pass, inflate runs
+ * With zlib alone (no ISA-L, or STRATA_BLOB_ZLIB), seek points follow zlib's
+ * zran.c idea: during the stream pass, inflate runs
  * with Z_BLOCK so that it returns at every deflate block boundary, and about
  * every BLOB_SEEK_SPAN bytes of output the decoder records where the next
  * block starts in the stored bytes (to the bit) and the 32 KiB of output that
@@ -28,7 +29,9 @@
  *    as its dictionary, the leftover bits loaded into its bit buffer).
  * A snapshot is ISA-L's private layout: an index that holds them names the
  * ISA-L version and struct size (gz_snapshot_id), and a build that differs, or
- * has no ISA-L, or runs with STRATA_BLOB_ZLIB, refuses it and streams again.
+ * has no ISA-L, or runs with STRATA_BLOB_ZLIB, refuses it and streams again;
+ * and as ISA-L trusts its tables, a snapshot read from a file has them checked
+ * entry by entry before use (snapshot_tables_ok).
  */
 #include "blob_impl.h"
 
