@@ -227,7 +227,8 @@ static int isal_start(struct dec *d, const struct blob_point *p, struct err *err
 	struct inflate_state *st = d->isal;
 
 	if (!st) {
-		st = malloc(sizeof(*st));
+		/* zeroed: a snapshot copies table slots ISA-L never wrote */
+		st = calloc(1, sizeof(*st));
 		if (!st)
 			return err_set(err, -ENOMEM, "gzip: out of memory for ISA-L inflate");
 		d->isal = st;
