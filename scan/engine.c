@@ -765,7 +765,8 @@ static void run_rule_anchored(struct bufscan *b, uint32_t ri)
 				break;
 			from = cl->w[ci].s > off ? cl->w[ci].s : off;
 			pcre2_set_offset_limit(s->mctx_lim, cl->w[ci].e);
-			rc = pcre2_match(r->regex, b->d, end, from, 0, s->md, s->mctx_lim);
+			rc = pcre2_match(r->regex_anch ? r->regex_anch : r->regex, b->d, end, from,
+			                 0, s->md, s->mctx_lim);
 			if (rc == PCRE2_ERROR_NOMATCH) {
 				off = cl->w[ci].e + 1; /* no match starts in this range */
 				continue;

@@ -88,6 +88,7 @@ void scan_rule_free(struct scan_rule *r)
 	free_strv(r->keywords, r->nkeywords);
 	free(r->regex_src);
 	pcre2_code_free(r->regex);
+	pcre2_code_free(r->regex_anch);
 	free(r->group_name);
 	free(r->path_src);
 	pcre2_code_free(r->path);
@@ -616,6 +617,20 @@ static int index_rule(struct scan_rules *rs, uint32_t ri, size_t *cap, size_t *u
 	}
 	if (extra > MAX_EXTRA_ANCHORS)
 		r->anchored = false;
+	pcre2_code_free(r->regex_anch);
+	r->regex_anch = NULL;
+	if (r->anchored) {
+		uint32_t last = 0;
+
+		pcre2_pattern_info(r->regex, PCRE2_INFO_LASTCODETYPE, &last);
+		/* no start optimisations changes no match of a pattern without
+		 * verbs or callouts (anchor.c gives up on verbs); failing to
+		 * compile it only costs time */
+		if (last &&
+		    compile_regex(r->regex_src, PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE,
+		                  &r->regex_anch, r->id, NULL))
+			r->regex_anch = NULL;
+	}
 	for (size_t j = 0; j < nkw; j++) {
 		struct scan_kwtag t = {.rule = ri, .window = true};
 

@@ -47,6 +47,12 @@ struct scan_rule {
 	 * anchor set in its tag) at most tag.back bytes after its start: the
 	 * regex need only be tried just before anchor hits (anchor.h). */
 	bool anchored;
+	/* The regex compiled without PCRE2's start-of-match optimisations, for
+	 * the anchored search, when it has a required last byte: PCRE2 looks for
+	 * that byte ahead of each attempt, up to thousands of bytes further
+	 * than the offset limit, and an anchored search makes many attempts.
+	 * NULL: the anchored search uses regex. */
+	pcre2_code *regex_anch;
 };
 
 /* What a prefilter hit means: the prefilter reports the index of one. */
