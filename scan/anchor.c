@@ -43,7 +43,9 @@ struct info {
 	bool anch; /* every match holds one of anchors[] */
 	size_t nanch;
 	struct scan_anchor anchors[SCAN_ANCHOR_MAX];
-	int score[5]; /* of anchors[], see better() */
+	int score[5];        /* of anchors[], see better() */
+	bool run;            /* a byte class repeated any number of times, from 0 */
+	uint8_t runbits[32]; /* that class */
 };
 
 struct parser {
@@ -54,6 +56,7 @@ struct parser {
 	size_t nkw;
 	int depth;
 	bool fail;
+	uint8_t *lead; /* see anchor.h */
 };
 
 static uint32_t add_len(uint32_t a, uint32_t b)
@@ -415,9 +418,8 @@ static void from_bits(struct info *in, const uint8_t *bits)
 		}
 }
 
-static void parse_class(struct parser *ps, struct info *in)
+static void parse_class(struct parser *ps, struct info *in, uint8_t *bits)
 {
-	uint8_t bits[32] = {0};
 	bool neg = false, first = true;
 
 	ps->p++; /* [ */
@@ -479,7 +481,7 @@ static void parse_class(struct parser *ps, struct info *in)
 	from_bits(in, bits);
 }
 
-static void parse_alt(struct parser *ps, struct info *out);
+static void parse_alt(struct parser *ps, struct info *out, bool root);
 
 /* "(?" flags: imsnUJ and '-' are harmless to this reader; x changes the syntax. */
 static bool parse_flags(struct parser *ps, char *end)
@@ -560,7 +562,7 @@ static void parse_group(struct parser *ps, struct info *in)
 		ps->fail = true;
 		return;
 	}
-	parse_alt(ps, in);
+	parse_alt(ps, in, false);
 	ps->depth--;
 	if (ps->fail || *ps->p != ')') {
 		ps->fail = true;
@@ -651,22 +653,22 @@ static int parse_atom(struct parser *ps, struct info *a, struct info *rest)
 	char c = *ps->p;
 	uint32_t m = 1, n = 1;
 	const char *after;
+	uint8_t abits[32] = {0}; /* the bytes of a one-byte atom */
+	bool byte_atom = true;
 
 	switch (c) {
 	case '(':
+		byte_atom = false;
 		parse_group(ps, a);
 		break;
 	case '[':
-		parse_class(ps, a);
+		parse_class(ps, a, abits);
 		break;
-	case '.': {
-		uint8_t bits[32];
-
-		memset(bits, 0xff, sizeof(bits));
+	case '.':
+		memset(abits, 0xff, sizeof(abits));
 		ps->p++;
-		from_bits(a, bits);
+		from_bits(a, abits);
 		break;
-	}
 	case '^':
 	case '$':
 		ps->p++;
@@ -678,7 +680,6 @@ static int parse_atom(struct parser *ps, struct info *a, struct info *rest)
 		ps->fail = true;
 		return 0;
 	case '\\': {
-		uint8_t bits[32] = {0};
 		int b;
 
 		ps->p++;
@@ -688,31 +689,29 @@ static int parse_atom(struct parser *ps, struct info *a, struct info *rest)
 			set_empty(a);
 			return 1;
 		}
-		if (class_escape(c, bits)) {
+		if (class_escape(c, abits)) {
 			ps->p++;
-			from_bits(a, bits);
+			from_bits(a, abits);
 			break;
 		}
 		if ((b = byte_escape(ps, false)) < 0) {
 			ps->fail = true; /* \K \G \Q \p \1 \R \N \X \C \k \g ... */
 			return 0;
 		}
-		bits_set(bits, (unsigned)b);
-		from_bits(a, bits);
+		bits_set(abits, (unsigned)b);
+		from_bits(a, abits);
 		break;
 	}
 	default: {
-		uint8_t bits[32] = {0};
-
 		/* a quantifier with nothing before it; "{,n}" is a literal for
 		 * PCRE2 10.42 and a quantifier from 10.43 on: give up on both */
 		if (read_braces(ps->p, &m, &n, &after) || (c == '{' && ps->p[1] == ',')) {
 			ps->fail = true;
 			return 0;
 		}
-		bits_set(bits, (unsigned char)c);
+		bits_set(abits, (unsigned char)c);
 		ps->p++;
-		from_bits(a, bits);
+		from_bits(a, abits);
 		break;
 	}
 	}
@@ -739,6 +738,10 @@ static int parse_atom(struct parser *ps, struct info *a, struct info *rest)
 	}
 	if (*ps->p == '?' || *ps->p == '+')
 		ps->p++;
+	if (byte_atom && !m && n == INF) {
+		a->run = true;
+		memcpy(a->runbits, abits, sizeof(abits));
+	}
 	if (m >= 1 && a->fin && !(n <= 4 && n != INF)) {
 		/* X{m,n} = X X{m-1,n-1}: the first X can join the literal before it */
 		*rest = *a;
@@ -783,10 +786,17 @@ static void seq_add(struct parser *ps, struct info *out, struct info *seg, uint3
 	*off = add_len(*off, x->maxlen);
 }
 
-static void parse_seq(struct parser *ps, struct info *out)
+/*
+ * root: the sequence starts where the match starts. Runs of a byte class at
+ * its very start ([ \t]* after ^ or a lookbehind) have no bound, so they are
+ * left out of the distance and handed to the engine as the lead class: it
+ * walks back over such bytes from each anchor's range (anchor.h).
+ */
+static void parse_seq(struct parser *ps, struct info *out, bool root)
 {
 	struct info *seg = info_new(), *a = info_new(), *rest = info_new();
 	uint32_t off = 0, segoff = 0;
+	bool leading = root && ps->lead;
 
 	if (!seg || !a || !rest) {
 		ps->fail = true;
@@ -797,6 +807,13 @@ static void parse_seq(struct parser *ps, struct info *out)
 	while (!ps->fail && *ps->p && *ps->p != '|' && *ps->p != ')') {
 		int k = parse_atom(ps, a, rest);
 
+		if (k == 1 && leading && a->run) {
+			for (int i = 0; i < 32; i++)
+				ps->lead[i] |= a->runbits[i];
+			continue;
+		}
+		if (k >= 1 && !(a->fin && a->maxlen == 0))
+			leading = false; /* consumes bytes: no lead class after it */
 		if (k >= 1)
 			seq_add(ps, out, seg, &segoff, &off, a);
 		if (k == 2)
@@ -809,7 +826,7 @@ done:
 	free(rest);
 }
 
-static void parse_alt(struct parser *ps, struct info *out)
+static void parse_alt(struct parser *ps, struct info *out, bool root)
 {
 	struct info *br = info_new();
 	bool first = true;
@@ -819,7 +836,7 @@ static void parse_alt(struct parser *ps, struct info *out)
 		return;
 	}
 	for (;;) {
-		parse_seq(ps, br);
+		parse_seq(ps, br, root);
 		if (ps->fail)
 			break;
 		if (first) {
@@ -847,16 +864,20 @@ static void parse_alt(struct parser *ps, struct info *out)
 }
 
 int scan_regex_anchors(const char *pattern, size_t min_len, const char *const *kw,
-                       const size_t *kwlen, size_t nkw, struct scan_anchor *out, size_t *n)
+                       const size_t *kwlen, size_t nkw, struct scan_anchor *out, size_t *n,
+                       uint8_t *lead)
 {
-	struct parser ps = {.p = pattern, .min_len = min_len, .kw = kw, .kwlen = kwlen, .nkw = nkw};
+	struct parser ps = {
+	    .p = pattern, .min_len = min_len, .kw = kw, .kwlen = kwlen, .nkw = nkw, .lead = lead};
 	struct info *in = info_new();
 	int rc = -1;
 
 	*n = 0;
+	if (lead)
+		memset(lead, 0, 32);
 	if (!in)
 		return -1;
-	parse_alt(&ps, in);
+	parse_alt(&ps, in, true);
 	if (!ps.fail && !*ps.p && in->anch && in->nanch) {
 		memcpy(out, in->anchors, in->nanch * sizeof(in->anchors[0]));
 		*n = in->nanch;

@@ -31,8 +31,15 @@ struct scan_anchor {
  * the rule's keywords, lowercase: a literal that holds one is replaced by
  * it (the prefilter looks for it anyway), and anchors made only of keywords
  * are preferred.
+ *
+ * lead (32 bytes, a bit per byte value), when not NULL, receives the bytes
+ * of the runs the pattern may start with ("^[ \t]*password"): those are left
+ * out of `back`, so a match may start at back bytes before an anchor and
+ * then further back over any bytes of lead. All zero: no such run (with lead
+ * NULL, such patterns get no anchors).
  */
 int scan_regex_anchors(const char *pattern, size_t min_len, const char *const *kw,
-                       const size_t *kwlen, size_t nkw, struct scan_anchor *out, size_t *n);
+                       const size_t *kwlen, size_t nkw, struct scan_anchor *out, size_t *n,
+                       uint8_t *lead);
 
 #endif

@@ -77,6 +77,7 @@ struct bufscan {
 	struct wlist *wins;
 	struct wlist *cands; /* anchored rules: where a match may start, [s, e] */
 	bool *cands_unsorted;
+	struct win *leadrun; /* per rule: the last run of lead bytes walked, [s, e) */
 	bool oom;
 	size_t *nl; /* offsets of '\n', built on first need */
 	size_t nnl;
@@ -321,17 +322,52 @@ static void norm_cands(struct bufscan *b, uint32_t rule)
 	b->cands_unsorted[rule] = false;
 }
 
+/*
+ * Where a run of the rule's lead bytes that ends at lo starts, going back no
+ * further than lim. Each byte is walked once per rule: the last run is kept.
+ */
+static size_t lead_back(struct bufscan *b, const struct scan_rule *r, uint32_t rule, size_t lo,
+                        size_t lim)
+{
+	struct win *last = &b->leadrun[rule];
+	size_t from = lo;
+
+	if (lo >= last->s && lo <= last->e && last->e > last->s)
+		return last->s > lim ? last->s : lim;
+	while (lo > lim && (r->lead[b->d[lo - 1] >> 3] & (1u << (b->d[lo - 1] & 7)))) {
+		lo--;
+		if (lo == last->e && last->e > last->s) {
+			lo = last->s > lim ? last->s : lim;
+			break;
+		}
+	}
+	*last = (struct win){lo, from};
+	return lo;
+}
+
 static void on_hit(uint32_t tag, size_t start, size_t end, void *opaque)
 {
 	struct bufscan *b = opaque;
 	const struct scan_kwtag *t = &b->c->s->rules->tags[tag];
+	const struct scan_rule *r;
+	size_t lo;
 
 	if (!b->active[t->rule])
 		return;
 	if (t->window)
 		add_window(b, t->rule, start, end);
-	if (t->anchor)
-		add_cand(b, t->rule, start > t->back ? start - t->back : 0, start);
+	if (!t->anchor)
+		return;
+	lo = start > t->back ? start - t->back : 0;
+	r = b->c->s->rules->rules[t->rule];
+	/*
+	 * A match may also start before lo over a run of lead bytes. Its anchor
+	 * is a keyword, whose window (the last one, which holds the hit) bounds
+	 * where a match that holds this hit can start.
+	 */
+	if (r->has_lead && b->wins[t->rule].n)
+		lo = lead_back(b, r, t->rule, lo, b->wins[t->rule].w[b->wins[t->rule].n - 1].s);
+	add_cand(b, t->rule, lo, start);
 }
 
 /* ---- positions and context ------------------------------------------------ */
@@ -795,7 +831,8 @@ static int scan_raw(struct scan_ctx *c, const char *path, const uint8_t *d, size
 	b.wins = calloc(rs->n + 1, sizeof(*b.wins));
 	b.cands = calloc(rs->n + 1, sizeof(*b.cands));
 	b.cands_unsorted = calloc(rs->n + 1, sizeof(*b.cands_unsorted));
-	if (!b.active || !b.wins || !b.cands || !b.cands_unsorted) {
+	b.leadrun = calloc(rs->n + 1, sizeof(*b.leadrun));
+	if (!b.active || !b.wins || !b.cands || !b.cands_unsorted || !b.leadrun) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -825,6 +862,7 @@ out:
 	free(b.wins);
 	free(b.cands);
 	free(b.cands_unsorted);
+	free(b.leadrun);
 	free(b.active);
 	free(b.nl);
 	return rc;

@@ -606,8 +606,11 @@ static int index_rule(struct scan_rules *rs, uint32_t ri, size_t *cap, size_t *u
 		lower_ascii(kw[nkw], r->keywords[k], kl + 1);
 		kwlen[nkw++] = kl;
 	}
-	r->anchored =
-	    scan_regex_anchors(r->regex_src, 3, (const char *const *)kw, kwlen, nkw, an, &nan) == 0;
+	r->anchored = scan_regex_anchors(r->regex_src, 3, (const char *const *)kw, kwlen, nkw, an,
+	                                 &nan, r->lead) == 0;
+	r->has_lead = false;
+	for (size_t i = 0; i < sizeof(r->lead); i++)
+		r->has_lead = r->has_lead || r->lead[i];
 	for (size_t i = 0; r->anchored && i < nan; i++) {
 		bool is_kw = false;
 
@@ -615,7 +618,9 @@ static int index_rule(struct scan_rules *rs, uint32_t ri, size_t *cap, size_t *u
 			is_kw = kwlen[j] == an[i].len && !memcmp(kw[j], an[i].s, an[i].len);
 		extra += !is_kw;
 	}
-	if (extra > MAX_EXTRA_ANCHORS)
+	/* the engine bounds the walk back over lead bytes by the window that
+	 * the anchor's own hit opened: lead needs anchors that are keywords */
+	if (extra > MAX_EXTRA_ANCHORS || (r->has_lead && extra))
 		r->anchored = false;
 	pcre2_code_free(r->regex_anch);
 	r->regex_anch = NULL;

@@ -47,6 +47,11 @@ struct scan_rule {
 	 * anchor set in its tag) at most tag.back bytes after its start: the
 	 * regex need only be tried just before anchor hits (anchor.h). */
 	bool anchored;
+	/* Anchored rules whose matches may start with a run of these bytes
+	 * (bit per byte value) before the anchor's distance (anchor.h); all
+	 * their anchors are keywords. */
+	bool has_lead;
+	uint8_t lead[32];
 	/* The regex compiled without PCRE2's start-of-match optimisations, for
 	 * the anchored search, when it has a required last byte: PCRE2 looks for
 	 * that byte ahead of each attempt, up to thousands of bytes further

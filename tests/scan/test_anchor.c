@@ -20,7 +20,7 @@ static bool anchors_are(const char *re, const char *const *kw, size_t nkw, const
 
 	for (size_t i = 0; i < nkw; i++)
 		kwlen[i] = strlen(kw[i]);
-	if (scan_regex_anchors(re, 3, kw, kwlen, nkw, a, &n) < 0)
+	if (scan_regex_anchors(re, 3, kw, kwlen, nkw, a, &n, NULL) < 0)
 		snprintf(got, sizeof(got), "none");
 	for (size_t i = 0; got[0] != 'n' && i < n; i++)
 		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%.*s/%u", i ? " " : "",
@@ -49,7 +49,8 @@ static void test_patterns(void)
 	      "a bounded class run before the literal");
 	CHECK(anchors_are("(?P<k>ab)c(?P=k)defg", NULL, 0, "abc/0"),
 	      "a back reference ends the literal");
-	CHECK(anchors_are("[ \\t]*password", pw, 2, "none"), "an unbounded run before: none");
+	CHECK(anchors_are("[ \\t]*password", pw, 2, "none"),
+	      "an unbounded run before, lead not asked for: none");
 	CHECK(anchors_are("ab|cde", NULL, 0, "none"), "a branch without a 3-byte literal: none");
 	CHECK(anchors_are("abc\\Kdef", NULL, 0, "none"), "\\K: none");
 	CHECK(anchors_are("(*COMMIT)abcdef", NULL, 0, "none"), "verbs: none");
@@ -57,6 +58,26 @@ static void test_patterns(void)
 	CHECK(anchors_are("a{,3}password", pw, 2, "none"), "{,n}: none");
 	CHECK(anchors_are("\\p{L}password", pw, 2, "none"), "Unicode properties: none");
 	CHECK(anchors_are("(?:abc)?", NULL, 0, "none"), "may match nothing: none");
+}
+
+static void test_lead(void)
+{
+	static const char *const pw[] = {"password", "pwd"};
+	struct scan_anchor a[SCAN_ANCHOR_MAX];
+	size_t kwlen[] = {8, 3}, n = 0;
+	uint8_t lead[32];
+	int rc;
+
+	rc = scan_regex_anchors("(?m)^[ \\t]*(?i:password|pwd)[ \\t]*=", 3, pw, kwlen, 2, a, &n,
+	                        lead);
+	CHECK(rc == 0 && n == 2 && a[0].back == 0 && a[1].back == 0 &&
+	          lead[' ' >> 3] == (1u << (' ' & 7)) && lead['\t' >> 3] == (1u << ('\t' & 7)),
+	      "a leading [ \\t]* becomes the lead class, out of the distance");
+	rc = scan_regex_anchors("x[ \\t]*password", 3, pw, kwlen, 2, a, &n, lead);
+	CHECK(rc < 0, "a run after the first byte is no lead: none");
+	rc = scan_regex_anchors("(?<=;)[ \\t]*pwd|[a-c]*password", 3, pw, kwlen, 2, a, &n, lead);
+	CHECK(rc == 0 && lead['a' >> 3] & (1u << ('a' & 7)) && lead[' ' >> 3] & (1u << (' ' & 7)),
+	      "each branch may lead, the classes add up");
 }
 
 /* ---- the claim, on every example ---------------------------------------- */
@@ -100,8 +121,16 @@ static bool claim_holds(const struct scan_rules *rs, uint32_t ri, const char *te
 
 		if (rc < 0)
 			break;
-		for (size_t i = 0; i < h.n && !found; i++)
-			found = h.s[i] >= ov[0] && h.s[i] <= ov[0] + h.back[i];
+		for (size_t i = 0; i < h.n && !found; i++) {
+			size_t at = ov[0];
+
+			/* a match may start with a run of lead bytes, out of back */
+			while (r->has_lead && at < h.s[i] &&
+			       (r->lead[(uint8_t)text[at] >> 3] & (1u << ((uint8_t)text[at] & 7))))
+				at++;
+			found = h.s[i] >= ov[0] &&
+			        (h.s[i] <= ov[0] + h.back[i] || h.s[i] <= at + h.back[i]);
+		}
 		if (!found) {
 			printf("# %s: match at %zu without an anchor\n", r->id, (size_t)ov[0]);
 			ok = false;
@@ -178,6 +207,12 @@ static char *make_text(const struct scan_rules *rs, size_t want, size_t *len)
 		if (what == 0 && r->nex_match) {
 			const char *ex = r->ex_match[rnd(&seed, (unsigned)r->nex_match)];
 
+			/* indented, or after a ';', sometimes far: for lead classes */
+			if (rnd(&seed, 3) == 0) {
+				scan_buf_add(&b, &"\n;"[rnd(&seed, 2)], 1);
+				for (n = rnd(&seed, 2) ? rnd(&seed, 8) : rnd(&seed, 400); n; n--)
+					scan_buf_add(&b, &" \t"[rnd(&seed, 2)], 1);
+			}
 			put(&b, ex, strlen(ex), &seed, false);
 		} else if (what == 1 && r->nex_nomatch) {
 			const char *ex = r->ex_nomatch[rnd(&seed, (unsigned)r->nex_nomatch)];
@@ -276,6 +311,7 @@ int main(int argc, char **argv)
 	struct scan_rules *rs;
 
 	test_patterns();
+	test_lead();
 	if (argc < 2) {
 		printf("# no rule file given: examples skipped\n");
 		return tap_done();
