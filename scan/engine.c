@@ -32,6 +32,7 @@ struct scan_scanner {
 	pcre2_match_data *md;
 	pcre2_match_data *md1; /* for path and allow regexes */
 	pcre2_match_context *mctx;
+	pcre2_match_context *mctx_lim; /* mctx with an offset limit, for anchored rules */
 	pcre2_jit_stack *jit;
 	struct scan_stats st;
 };
@@ -74,6 +75,9 @@ struct bufscan {
 	size_t len;
 	bool *active;
 	struct wlist *wins;
+	struct wlist *cands; /* anchored rules: where a match may start, [s, e] */
+	bool *cands_unsorted;
+	struct win *leadrun; /* per rule: the last run of lead bytes walked, [s, e) */
 	bool oom;
 	size_t *nl; /* offsets of '\n', built on first need */
 	size_t nnl;
@@ -105,15 +109,20 @@ int scan_scanner_new(struct scan_scanner **out, const struct scan_rules *rules,
 	s->md = pcre2_match_data_create(rules->max_groups + 1, NULL);
 	s->md1 = pcre2_match_data_create(1, NULL);
 	s->mctx = pcre2_match_context_create(NULL);
+	s->mctx_lim = pcre2_match_context_create(NULL);
 	s->jit = pcre2_jit_stack_create(32 << 10, 1 << 20, NULL);
-	if (!s->md || !s->md1 || !s->mctx) {
+	if (!s->md || !s->md1 || !s->mctx || !s->mctx_lim) {
 		scan_scanner_free(s);
 		return scan_err_set(e, -ENOMEM, "out of memory");
 	}
 	pcre2_set_match_limit(s->mctx, s->lim.match_limit);
 	pcre2_set_depth_limit(s->mctx, s->lim.depth_limit);
-	if (s->jit)
+	pcre2_set_match_limit(s->mctx_lim, s->lim.match_limit);
+	pcre2_set_depth_limit(s->mctx_lim, s->lim.depth_limit);
+	if (s->jit) {
 		pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+		pcre2_jit_stack_assign(s->mctx_lim, NULL, s->jit);
+	}
 	*out = s;
 	return 0;
 }
@@ -125,6 +134,7 @@ void scan_scanner_free(struct scan_scanner *s)
 	pcre2_match_data_free(s->md);
 	pcre2_match_data_free(s->md1);
 	pcre2_match_context_free(s->mctx);
+	pcre2_match_context_free(s->mctx_lim);
 	pcre2_jit_stack_free(s->jit);
 	free(s);
 }
@@ -254,12 +264,110 @@ static void add_window(struct bufscan *b, uint32_t rule, size_t hs, size_t he)
 	wl->w[wl->n++] = (struct win){s, e};
 }
 
-static void on_hit(uint32_t rule, size_t start, size_t end, void *opaque)
+/* Where a match of an anchored rule may start: [s, e], from one anchor hit. */
+static void add_cand(struct bufscan *b, uint32_t rule, size_t s, size_t e)
+{
+	struct wlist *cl = &b->cands[rule];
+
+	if (cl->n) {
+		struct win *last = &cl->w[cl->n - 1];
+
+		if (s >= last->s && s <= last->e + 1) {
+			if (e > last->e)
+				last->e = e;
+			return;
+		}
+		if (s < last->s)
+			b->cands_unsorted[rule] = true; /* hits come by end, not by start */
+	}
+	if (cl->n == cl->cap) {
+		size_t cap = cl->cap ? cl->cap * 2 : 16;
+		struct win *w = realloc(cl->w, cap * sizeof(*w));
+
+		if (!w) {
+			b->oom = true;
+			return;
+		}
+		cl->w = w;
+		cl->cap = cap;
+	}
+	cl->w[cl->n++] = (struct win){s, e};
+}
+
+static int cmp_win(const void *a, const void *b)
+{
+	const struct win *x = a, *y = b;
+
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Sorts and merges a rule's candidate ranges. */
+static void norm_cands(struct bufscan *b, uint32_t rule)
+{
+	struct wlist *cl = &b->cands[rule];
+	size_t o = 0;
+
+	if (!b->cands_unsorted[rule] || !cl->n)
+		return;
+	qsort(cl->w, cl->n, sizeof(*cl->w), cmp_win);
+	for (size_t i = 1; i < cl->n; i++) {
+		if (cl->w[i].s <= cl->w[o].e + 1) {
+			if (cl->w[i].e > cl->w[o].e)
+				cl->w[o].e = cl->w[i].e;
+		} else {
+			cl->w[++o] = cl->w[i];
+		}
+	}
+	cl->n = o + 1;
+	b->cands_unsorted[rule] = false;
+}
+
+/*
+ * Where a run of the rule's lead bytes that ends at lo starts, going back no
+ * further than lim. Each byte is walked once per rule: the last run is kept.
+ */
+static size_t lead_back(struct bufscan *b, const struct scan_rule *r, uint32_t rule, size_t lo,
+                        size_t lim)
+{
+	struct win *last = &b->leadrun[rule];
+	size_t from = lo;
+
+	if (lo >= last->s && lo <= last->e && last->e > last->s)
+		return last->s > lim ? last->s : lim;
+	while (lo > lim && (r->lead[b->d[lo - 1] >> 3] & (1u << (b->d[lo - 1] & 7)))) {
+		lo--;
+		if (lo == last->e && last->e > last->s) {
+			lo = last->s > lim ? last->s : lim;
+			break;
+		}
+	}
+	*last = (struct win){lo, from};
+	return lo;
+}
+
+static void on_hit(uint32_t tag, size_t start, size_t end, void *opaque)
 {
 	struct bufscan *b = opaque;
+	const struct scan_kwtag *t = &b->c->s->rules->tags[tag];
+	const struct scan_rule *r;
+	size_t lo;
 
-	if (b->active[rule])
-		add_window(b, rule, start, end);
+	if (!b->active[t->rule])
+		return;
+	if (t->window)
+		add_window(b, t->rule, start, end);
+	if (!t->anchor)
+		return;
+	lo = start > t->back ? start - t->back : 0;
+	r = b->c->s->rules->rules[t->rule];
+	/*
+	 * A match may also start before lo over a run of lead bytes. Its anchor
+	 * is a keyword, whose window (the last one, which holds the hit) bounds
+	 * where a match that holds this hit can start.
+	 */
+	if (r->has_lead && b->wins[t->rule].n)
+		lo = lead_back(b, r, t->rule, lo, b->wins[t->rule].w[b->wins[t->rule].n - 1].s);
+	add_cand(b, t->rule, lo, start);
 }
 
 /* ---- positions and context ------------------------------------------------ */
@@ -614,6 +722,28 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 	scan_validation_clear(&v);
 }
 
+/* A match of rule ri (rc from pcre2_match): its secret, then on_match(). */
+static void take_match(struct bufscan *b, uint32_t ri, int rc, size_t *ms, size_t *me)
+{
+	struct scan_scanner *s = b->c->s;
+	const struct scan_rule *r = s->rules->rules[ri];
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+	size_t ss, se;
+
+	*ms = ov[0];
+	*me = ov[1];
+	ss = *ms;
+	se = *me;
+	if (r->group && (int)r->group < rc && ov[2 * r->group] != PCRE2_UNSET) {
+		ss = ov[2 * r->group];
+		se = ov[2 * r->group + 1];
+	} else if (r->group) {
+		ss = se = 0; /* the secret group did not take part */
+	}
+	if (se > ss)
+		on_match(b, ri, *ms, *me, ss, se);
+}
+
 static void run_rule(struct bufscan *b, uint32_t ri)
 {
 	struct scan_scanner *s = b->c->s;
@@ -625,8 +755,7 @@ static void run_rule(struct bufscan *b, uint32_t ri)
 
 		while (off < end && !b->c->rc) {
 			int rc = pcre2_match(r->regex, b->d, end, off, 0, s->md, s->mctx);
-			PCRE2_SIZE *ov;
-			size_t ms, me, ss, se;
+			size_t ms, me;
 
 			if (rc == PCRE2_ERROR_NOMATCH)
 				break;
@@ -635,20 +764,56 @@ static void run_rule(struct bufscan *b, uint32_t ri)
 				s->st.regex_limits++;
 				break;
 			}
-			ov = pcre2_get_ovector_pointer(s->md);
-			ms = ov[0];
-			me = ov[1];
-			ss = ms;
-			se = me;
-			if (r->group && (int)r->group < rc && ov[2 * r->group] != PCRE2_UNSET) {
-				ss = ov[2 * r->group];
-				se = ov[2 * r->group + 1];
-			} else if (r->group) {
-				ss = se = 0; /* the secret group did not take part */
-			}
-			if (se > ss)
-				on_match(b, ri, ms, me, ss, se);
+			take_match(b, ri, rc, &ms, &me);
 			off = me > off ? me : off + 1;
+			if (me <= ms && me >= end)
+				break;
+		}
+	}
+}
+
+/*
+ * The same search as run_rule, for a rule whose matches all start within
+ * the candidate ranges of its anchor hits: in each window, the leftmost
+ * match at or after off is the leftmost one that starts inside one of those
+ * ranges, so the regex is tried range by range, with an offset limit at the
+ * range's end, instead of at every position of the window. The matches,
+ * and so the findings, are the ones run_rule finds.
+ */
+static void run_rule_anchored(struct bufscan *b, uint32_t ri)
+{
+	struct scan_scanner *s = b->c->s;
+	const struct scan_rule *r = s->rules->rules[ri];
+	struct wlist *wl = &b->wins[ri], *cl = &b->cands[ri];
+	size_t ci = 0;
+
+	norm_cands(b, ri);
+	for (size_t i = 0; i < wl->n && !b->c->rc && !b->oom; i++) {
+		size_t off = wl->w[i].s, end = wl->w[i].e;
+
+		while (off < end && !b->c->rc) {
+			size_t from, ms, me;
+			int rc;
+
+			while (ci < cl->n && cl->w[ci].e < off)
+				ci++;
+			if (ci == cl->n || cl->w[ci].s >= end)
+				break;
+			from = cl->w[ci].s > off ? cl->w[ci].s : off;
+			pcre2_set_offset_limit(s->mctx_lim, cl->w[ci].e);
+			rc = pcre2_match(r->regex_anch ? r->regex_anch : r->regex, b->d, end, from,
+			                 0, s->md, s->mctx_lim);
+			if (rc == PCRE2_ERROR_NOMATCH) {
+				off = cl->w[ci].e + 1; /* no match starts in this range */
+				continue;
+			}
+			if (rc < 0) {
+				/* match/depth/heap/JIT-stack limits: give up on this window */
+				s->st.regex_limits++;
+				break;
+			}
+			take_match(b, ri, rc, &ms, &me);
+			off = me > from ? me : from + 1;
 			if (me <= ms && me >= end)
 				break;
 		}
@@ -664,7 +829,10 @@ static int scan_raw(struct scan_ctx *c, const char *path, const uint8_t *d, size
 
 	b.active = calloc(rs->n + 1, sizeof(*b.active));
 	b.wins = calloc(rs->n + 1, sizeof(*b.wins));
-	if (!b.active || !b.wins) {
+	b.cands = calloc(rs->n + 1, sizeof(*b.cands));
+	b.cands_unsorted = calloc(rs->n + 1, sizeof(*b.cands_unsorted));
+	b.leadrun = calloc(rs->n + 1, sizeof(*b.leadrun));
+	if (!b.active || !b.wins || !b.cands || !b.cands_unsorted || !b.leadrun) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -679,14 +847,22 @@ static int scan_raw(struct scan_ctx *c, const char *path, const uint8_t *d, size
 		if (b.active[rs->always[i]])
 			add_window(&b, rs->always[i], 0, len);
 	for (size_t i = 0; i < rs->n && !c->rc && !b.oom; i++)
-		if (b.wins[i].n)
+		if (b.wins[i].n && rs->rules[i]->anchored)
+			run_rule_anchored(&b, (uint32_t)i);
+		else if (b.wins[i].n)
 			run_rule(&b, (uint32_t)i);
 	rc = b.oom ? -ENOMEM : c->rc;
 out:
 	if (b.wins)
 		for (size_t i = 0; i < rs->n; i++)
 			free(b.wins[i].w);
+	if (b.cands)
+		for (size_t i = 0; i < rs->n; i++)
+			free(b.cands[i].w);
 	free(b.wins);
+	free(b.cands);
+	free(b.cands_unsorted);
+	free(b.leadrun);
 	free(b.active);
 	free(b.nl);
 	return rc;

@@ -14,6 +14,7 @@
  * hash are only read.
  */
 #include "rules.h"
+#include "anchor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,14 +27,15 @@
 extern const unsigned char scan_builtin_rules[];
 extern const size_t scan_builtin_rules_len;
 
-int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
-                             struct scan_err *e)
+static int compile_regex(const char *src, uint32_t options, pcre2_code **out, const char *what,
+                         struct scan_err *e)
 {
 	int errcode;
 	PCRE2_SIZE erroff;
 	pcre2_code *re;
 
-	re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, 0, &errcode, &erroff, NULL);
+	re =
+	    pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, options, &errcode, &erroff, NULL);
 	if (!re) {
 		PCRE2_UCHAR msg[256];
 
@@ -51,6 +53,12 @@ int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what
 
 	*out = re;
 	return 0;
+}
+
+int scan_rules_compile_regex(const char *src, pcre2_code **out, const char *what,
+                             struct scan_err *e)
+{
+	return compile_regex(src, 0, out, what, e);
 }
 
 static void free_strv(char **v, size_t n)
@@ -80,6 +88,7 @@ void scan_rule_free(struct scan_rule *r)
 	free_strv(r->keywords, r->nkeywords);
 	free(r->regex_src);
 	pcre2_code_free(r->regex);
+	pcre2_code_free(r->regex_anch);
 	free(r->group_name);
 	free(r->path_src);
 	pcre2_code_free(r->path);
@@ -103,6 +112,7 @@ void scan_rules_free(struct scan_rules *r)
 		scan_allow_clear(&r->allow[i]);
 	free(r->allow);
 	scan_prefilter_free(r->pf);
+	free(r->tags);
 	free(r->always);
 	free_strv(r->disable, r->ndisable);
 	free_strv(r->disable_allow, r->ndisable_allow);
@@ -243,7 +253,8 @@ int scan_rule_compile(struct scan_rule *r, const char *name, struct scan_err *e)
 	int rc;
 
 	snprintf(what, sizeof(what), "%s: rule %s", name, r->id);
-	if ((rc = scan_rules_compile_regex(r->regex_src, &r->regex, what, e)))
+	/* an offset limit lets the engine try the regex only near anchors */
+	if ((rc = compile_regex(r->regex_src, PCRE2_USE_OFFSET_LIMIT, &r->regex, what, e)))
 		return rc;
 	if (r->path_src && (rc = scan_rules_compile_regex(r->path_src, &r->path, what, e)))
 		return rc;
@@ -525,15 +536,149 @@ static void hash_allow(struct scan_buf *b, const struct scan_allow *a, size_t n)
 	}
 }
 
+/* Most literals a rule may add to the prefilter for its anchors alone. */
+#define MAX_EXTRA_ANCHORS 16
+
+static void lower_ascii(char *d, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		d[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+}
+
+static int add_tag(struct scan_rules *rs, size_t *cap, const char *lit, size_t len,
+                   struct scan_kwtag t)
+{
+	int rc;
+
+	if (rs->ntags == *cap) {
+		size_t nc = *cap ? 2 * *cap : 256;
+		struct scan_kwtag *n = realloc(rs->tags, nc * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		rs->tags = n;
+		*cap = nc;
+	}
+	if ((rc = scan_prefilter_add(rs->pf, lit, len, (uint32_t)rs->ntags)))
+		return rc;
+	rs->tags[rs->ntags++] = t;
+	return 0;
+}
+
+/*
+ * A rule's prefilter literals: its keywords (each opens a window), and,
+ * when its regex has anchors (anchor.h), which keywords are anchors and the
+ * anchors that are not keywords. Keywords are compared as the prefilter
+ * does, case-insensitively, and each is added once.
+ */
+static int index_rule(struct scan_rules *rs, uint32_t ri, size_t *cap, size_t *used)
+{
+	struct scan_rule *r = rs->rules[ri];
+	struct scan_anchor *an = malloc(SCAN_ANCHOR_MAX * sizeof(*an));
+	char **kw = calloc(r->nkeywords + 1, sizeof(*kw));
+	size_t *kwlen = calloc(r->nkeywords + 1, sizeof(*kwlen));
+	size_t nkw = 0, nan = 0, extra = 0;
+	int rc = 0;
+
+	*used = 0;
+	if (!an || !kw || !kwlen) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < r->nkeywords; k++) {
+		size_t kl = strlen(r->keywords[k]);
+		bool dup = false;
+
+		if (!kl)
+			continue;
+		if (kl > 1024) {
+			rc = -EINVAL;
+			goto out;
+		}
+		for (size_t j = 0; j < nkw && !dup; j++)
+			dup = kwlen[j] == kl && !strncasecmp(kw[j], r->keywords[k], kl);
+		if (dup)
+			continue;
+		if (!(kw[nkw] = malloc(kl + 1))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		lower_ascii(kw[nkw], r->keywords[k], kl + 1);
+		kwlen[nkw++] = kl;
+	}
+	r->anchored = scan_regex_anchors(r->regex_src, 3, (const char *const *)kw, kwlen, nkw, an,
+	                                 &nan, r->lead) == 0;
+	r->has_lead = false;
+	for (size_t i = 0; i < sizeof(r->lead); i++)
+		r->has_lead = r->has_lead || r->lead[i];
+	for (size_t i = 0; r->anchored && i < nan; i++) {
+		bool is_kw = false;
+
+		for (size_t j = 0; j < nkw && !is_kw; j++)
+			is_kw = kwlen[j] == an[i].len && !memcmp(kw[j], an[i].s, an[i].len);
+		extra += !is_kw;
+	}
+	/* the engine bounds the walk back over lead bytes by the window that
+	 * the anchor's own hit opened: lead needs anchors that are keywords */
+	if (extra > MAX_EXTRA_ANCHORS || (r->has_lead && extra))
+		r->anchored = false;
+	pcre2_code_free(r->regex_anch);
+	r->regex_anch = NULL;
+	if (r->anchored) {
+		uint32_t last = 0;
+
+		pcre2_pattern_info(r->regex, PCRE2_INFO_LASTCODETYPE, &last);
+		/* no start optimisations changes no match of a pattern without
+		 * verbs or callouts (anchor.c gives up on verbs); failing to
+		 * compile it only costs time */
+		if (last &&
+		    compile_regex(r->regex_src, PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE,
+		                  &r->regex_anch, r->id, NULL))
+			r->regex_anch = NULL;
+	}
+	for (size_t j = 0; j < nkw; j++) {
+		struct scan_kwtag t = {.rule = ri, .window = true};
+
+		for (size_t i = 0; r->anchored && i < nan; i++)
+			if (kwlen[j] == an[i].len && !memcmp(kw[j], an[i].s, an[i].len)) {
+				t.anchor = true;
+				t.back = an[i].back;
+			}
+		if ((rc = add_tag(rs, cap, kw[j], kwlen[j], t)))
+			goto out;
+		(*used)++;
+	}
+	for (size_t i = 0; r->anchored && i < nan; i++) {
+		struct scan_kwtag t = {.rule = ri, .back = an[i].back, .anchor = true};
+		bool is_kw = false;
+
+		for (size_t j = 0; j < nkw && !is_kw; j++)
+			is_kw = kwlen[j] == an[i].len && !memcmp(kw[j], an[i].s, an[i].len);
+		if (!is_kw && (rc = add_tag(rs, cap, an[i].s, an[i].len, t)))
+			goto out;
+	}
+out:
+	for (size_t j = 0; kw && j < nkw; j++)
+		free(kw[j]);
+	free(kw);
+	free(kwlen);
+	free(an);
+	return rc;
+}
+
 int scan_rules_index(struct scan_rules *rs, struct scan_err *e)
 {
 	struct scan_rule **sorted;
 	struct scan_buf b = {0};
+	size_t tagcap = 0;
 	char *ser;
 	int rc;
 
 	scan_prefilter_free(rs->pf);
 	rs->pf = NULL;
+	free(rs->tags);
+	rs->tags = NULL;
+	rs->ntags = 0;
 	free(rs->always);
 	rs->nalways = 0;
 	rs->always = calloc(rs->n + 1, sizeof(*rs->always));
@@ -548,16 +693,10 @@ int scan_rules_index(struct scan_rules *rs, struct scan_err *e)
 		pcre2_pattern_info(r->regex, PCRE2_INFO_CAPTURECOUNT, &cap);
 		if (cap + 1 > rs->max_groups)
 			rs->max_groups = cap + 1;
-		for (size_t k = 0; k < r->nkeywords; k++) {
-			size_t kl = strlen(r->keywords[k]);
-
-			if (!kl)
-				continue;
-			if ((rc = scan_prefilter_add(rs->pf, r->keywords[k], kl, (uint32_t)i)))
-				return scan_err_set(e, rc, "rule %s: keyword '%s' not usable",
-				                    r->id, r->keywords[k]);
-			used++;
-		}
+		if ((rc = index_rule(rs, (uint32_t)i, &tagcap, &used)))
+			return rc == -ENOMEM
+			           ? scan_err_set(e, rc, "out of memory")
+			           : scan_err_set(e, rc, "rule %s: a keyword is not usable", r->id);
 		if (!used)
 			rs->always[rs->nalways++] = (uint32_t)i;
 	}

@@ -43,6 +43,29 @@ struct scan_rule {
 	size_t nex_match;
 	char **ex_nomatch;
 	size_t nex_nomatch;
+	/* Every match holds an anchor (a prefilter literal of this rule with
+	 * anchor set in its tag) at most tag.back bytes after its start: the
+	 * regex need only be tried just before anchor hits (anchor.h). */
+	bool anchored;
+	/* Anchored rules whose matches may start with a run of these bytes
+	 * (bit per byte value) before the anchor's distance (anchor.h); all
+	 * their anchors are keywords. */
+	bool has_lead;
+	uint8_t lead[32];
+	/* The regex compiled without PCRE2's start-of-match optimisations, for
+	 * the anchored search, when it has a required last byte: PCRE2 looks for
+	 * that byte ahead of each attempt, up to thousands of bytes further
+	 * than the offset limit, and an anchored search makes many attempts.
+	 * NULL: the anchored search uses regex. */
+	pcre2_code *regex_anch;
+};
+
+/* What a prefilter hit means: the prefilter reports the index of one. */
+struct scan_kwtag {
+	uint32_t rule;
+	uint32_t back; /* anchor: most bytes from a match's start to the literal */
+	bool window;   /* a rule keyword: opens a regex window */
+	bool anchor;   /* a match of the rule may start up to back bytes before it */
 };
 
 struct scan_rules {
@@ -51,6 +74,8 @@ struct scan_rules {
 	struct scan_allow *allow; /* global allow rules */
 	size_t nallow;
 	struct scan_prefilter *pf;
+	struct scan_kwtag *tags; /* indexed by the prefilter's hit ids */
+	size_t ntags;
 	uint32_t *always; /* rules without keywords: run on the whole buffer */
 	size_t nalways;
 	uint32_t max_groups;

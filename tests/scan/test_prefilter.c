@@ -99,6 +99,71 @@ static void test_random(void)
 	CHECK(all_ok, "Aho-Corasick equals a naive case-insensitive search on 50 random sets");
 }
 
+/*
+ * Long texts go through the automaton as several streams over consecutive
+ * blocks: hits near block edges, with keywords longer than a few bytes, must
+ * all come out, once, and in end order, as from a single pass.
+ */
+static void test_streams(void)
+{
+	static struct hits bgot, bwant;
+	unsigned seed = 777;
+	bool all_ok = true, ordered = true;
+
+	for (int round = 0; round < 6; round++) {
+		struct scan_prefilter *pf;
+		char kws[8][41];
+		size_t nk = 2 + (size_t)(rand_r(&seed) % 6);
+		size_t tl = (size_t)(200000 + rand_r(&seed) % 900000);
+		char *text = malloc(tl);
+
+		scan_prefilter_new(&pf);
+		for (size_t k = 0; k < nk; k++) {
+			size_t l = 3 + (size_t)(rand_r(&seed) % 38);
+
+			for (size_t i = 0; i < l; i++)
+				kws[k][i] = "abAB"[rand_r(&seed) % 4];
+			kws[k][l] = '\0';
+			scan_prefilter_add(pf, kws[k], l, (uint32_t)k);
+		}
+		scan_prefilter_build(pf);
+		/* mostly filler, with keywords planted everywhere, edges included */
+		for (size_t i = 0; i < tl; i++)
+			text[i] = "abxyz\n"[rand_r(&seed) % 6];
+		for (size_t i = 0; i + 40 < tl; i += 1 + (size_t)(rand_r(&seed) % 3000)) {
+			const char *k = kws[rand_r(&seed) % nk];
+
+			memcpy(text + i, k, strlen(k));
+		}
+		for (size_t edge = 65536; edge + 40 < tl; edge += 65536) {
+			const char *k = kws[rand_r(&seed) % nk];
+			size_t l = strlen(k), at = edge - (size_t)(rand_r(&seed) % (l + 1));
+
+			memcpy(text + at, k, l);
+		}
+		bgot.n = bwant.n = 0;
+		scan_prefilter_run(pf, (uint8_t *)text, tl, on_hit, &bgot);
+		for (size_t i = 1; i < bgot.n; i++)
+			if (bgot.v[i].e < bgot.v[i - 1].e)
+				ordered = false;
+		for (size_t k = 0; k < nk; k++) {
+			size_t l = strlen(kws[k]);
+
+			for (size_t i = 0; i + l <= tl && bwant.n < 100000; i++)
+				if (!strncasecmp(text + i, kws[k], l))
+					bwant.v[bwant.n++] = (struct hit){(uint32_t)k, i, i + l};
+		}
+		qsort(bgot.v, bgot.n, sizeof(bgot.v[0]), cmp_hit);
+		qsort(bwant.v, bwant.n, sizeof(bwant.v[0]), cmp_hit);
+		if (bgot.n != bwant.n || memcmp(bgot.v, bwant.v, bgot.n * sizeof(bgot.v[0])))
+			all_ok = false;
+		scan_prefilter_free(pf);
+		free(text);
+	}
+	CHECK(ordered, "long texts: hits come in end order");
+	CHECK(all_ok, "long texts: every hit once, as a naive search finds them");
+}
+
 static const char gated_rules[] = "rules:\n"
                                   "  - id: gated\n"
                                   "    title: gated\n"
@@ -154,6 +219,7 @@ int main(void)
 {
 	test_classic();
 	test_random();
+	test_streams();
 	test_engine();
 	return tap_done();
 }
