@@ -17,9 +17,14 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <zlib.h>
+#if HAVE_ISAL
+#include <isa-l/crc.h>
+#endif
 
 #include "buf.h"
+#include "tree.h"
 
 #define CACHE_MAGIC   "STRCACH\0"
 #define CACHE_VERSION 1
@@ -36,6 +41,31 @@ struct cache_header {
 	uint32_t checksum; /* CRC-32 of everything after the header */
 	uint32_t pad;
 };
+
+/* A cached merged tree: this header, then tree_export's bytes. */
+#define TREE_CACHE_MAGIC   "STRCTRE\0"
+#define TREE_CACHE_VERSION 1
+
+struct tree_cache_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t checksum; /* CRC-32 of everything after the header */
+	uint64_t total_len;
+	unsigned char key[32]; /* what tree_key() gives for the layers it was built from */
+};
+
+/*
+ * CRC-32 (the gzip/zlib one). ISA-L computes the same value several times
+ * faster than zlib, which matters: a warm mount checks every cached byte.
+ */
+static uint32_t checksum(const void *data, size_t len)
+{
+#if HAVE_ISAL
+	return crc32_gzip_refl(0, data, len);
+#else
+	return (uint32_t)crc32_z(crc32(0, NULL, 0), data, len);
+#endif
+}
 
 struct mapping {
 	void *addr;
@@ -192,8 +222,8 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "made from another blob";
 		goto corrupt;
 	}
-	if ((uint32_t)crc32_z(crc32(0, NULL, 0), (const Bytef *)map + sizeof(h),
-	                      (size_t)(h.total_len - sizeof(h))) != h.checksum) {
+	if (checksum((const char *)map + sizeof(h), (size_t)(h.total_len - sizeof(h))) !=
+	    h.checksum) {
 		why = "checksum mismatch";
 		goto corrupt;
 	}
@@ -247,6 +277,38 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Writes header and body to path whole, through a temporary file and a rename. */
+static int write_atomic(struct cache *c, const char *path, const void *h, size_t hlen,
+                        const struct buf *body)
+{
+	char *tmp = NULL;
+	int fd, r;
+
+	if (asprintf(&tmp, "%s/.tmp-XXXXXX", c->dir) < 0)
+		return -ENOMEM;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		r = -errno;
+		free(tmp);
+		return r;
+	}
+	/* readers see the old file or the new, never half of one */
+	if ((r = write_all(fd, h, hlen)) < 0 || (r = write_all(fd, body->data, body->len)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	free(tmp);
+	return 0;
+fail:
+	unlink(tmp);
+	free(tmp);
+	return r;
+}
+
 int cache_store_layer(struct cache *c, const char *key, const struct layer *l, const struct blob *b,
                       const struct blob_digests *d, struct err *err)
 {
@@ -255,10 +317,10 @@ int cache_store_layer(struct cache *c, const char *key, const struct layer *l, c
 	                         .stored_size = blob_stored_size(b),
 	                         .digests = *d};
 	struct buf body = BUF_INIT;
-	char *path = cache_path(c, key), *tmp = NULL;
+	char *path = cache_path(c, key);
 	void *bidx = NULL;
 	size_t blen = 0;
-	int fd = -1, r;
+	int r;
 
 	if (!path)
 		return err_set(err, -EINVAL, "no cache key for %s", key ? key : "(no digest)");
@@ -270,43 +332,144 @@ int cache_store_layer(struct cache *c, const char *key, const struct layer *l, c
 		goto out;
 	memcpy(h.magic, CACHE_MAGIC, 8);
 	h.total_len = sizeof(h) + body.len;
-	h.checksum = (uint32_t)crc32_z(crc32(0, NULL, 0), (const Bytef *)body.data, body.len);
-	if (asprintf(&tmp, "%s/.tmp-XXXXXX", c->dir) < 0) {
-		tmp = NULL;
-		r = -ENOMEM;
-		goto out;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	/* write whole, then rename: readers see the old file or the new, never half of one */
-	if ((r = write_all(fd, &h, sizeof(h))) < 0 || (r = write_all(fd, body.data, body.len)) < 0)
-		goto out;
-	if (close(fd) < 0) {
-		fd = -1;
-		r = -errno;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
+	h.checksum = checksum(body.data, body.len);
+	r = write_atomic(c, path, &h, sizeof(h), &body);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp)
-		unlink(tmp);
 	if (r < 0 && err && !err->code)
 		err_set(err, r, "cannot write the cache file %s: %s", path ? path : key,
 		        strerror(-r));
-	free(tmp);
 	free(path);
 	free(bidx);
+	buf_release(&body);
+	return r;
+}
+
+/*
+ * The key of a merged tree: SHA-256 of the ordered layer digests (with the
+ * formats' versions, so that a new format never meets an old file).
+ */
+static int tree_key(const char *const *digests, uint32_t n, unsigned char key[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char head[64];
+	int ok;
+
+	if (!ctx)
+		return -ENOMEM;
+	snprintf(head, sizeof(head), "strata merged tree %u %u %u\n", TREE_CACHE_VERSION,
+	         layer_format_version(), n);
+	ok =
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, head, strlen(head));
+	for (uint32_t i = 0; ok && i < n; i++)
+		ok = EVP_DigestUpdate(ctx, digests[i], strlen(digests[i]) + 1);
+	ok = ok && EVP_DigestFinal_ex(ctx, key, NULL);
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -EIO;
+}
+
+static char *tree_path(const struct cache *c, const unsigned char key[32])
+{
+	char name[5 + 65] = "tree:";
+
+	for (int i = 0; i < 32; i++)
+		snprintf(name + 5 + 2 * i, 3, "%02x", key[i]);
+	return cache_file_name(c->dir, name, ".tree");
+}
+
+int cache_load_tree(struct cache *c, const char *const *digests, struct layer *const *layers,
+                    uint32_t n, struct tree **ret_tree, struct err *err)
+{
+	unsigned char key[32];
+	struct tree_cache_header h;
+	struct tree *t = NULL;
+	struct stat st;
+	void *map = MAP_FAILED;
+	const char *why = NULL;
+	char *path;
+	int fd = -1, r;
+
+	if ((r = tree_key(digests, n, key)) < 0)
+		return err_set(err, r, "cannot compute the tree key");
+	if (!(path = tree_path(c, key)))
+		return err_set(err, -ENOMEM, "out of memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = err_set(err, -ENOENT, "no cached tree");
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h)) {
+		why = "truncated";
+		goto corrupt;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		why = "cannot be mapped";
+		goto corrupt;
+	}
+	memcpy(&h, map, sizeof(h));
+	if (memcmp(h.magic, TREE_CACHE_MAGIC, 8) || h.version != TREE_CACHE_VERSION) {
+		why = "another version";
+		goto corrupt;
+	}
+	if (h.total_len != (uint64_t)st.st_size || memcmp(h.key, key, sizeof(key))) {
+		why = "made for other layers, or its size is wrong";
+		goto corrupt;
+	}
+	if (checksum((const char *)map + sizeof(h), (size_t)(h.total_len - sizeof(h))) !=
+	    h.checksum) {
+		why = "checksum mismatch";
+		goto corrupt;
+	}
+	if (tree_import(layers, n, (const char *)map + sizeof(h), (size_t)h.total_len - sizeof(h),
+	                &t, NULL) < 0) {
+		why = "contents do not validate";
+		goto corrupt;
+	}
+	if ((r = keep_mapping(c, map, (size_t)st.st_size)) < 0) {
+		err_set(err, r, "out of memory");
+		goto out;
+	}
+	map = MAP_FAILED;
+	*ret_tree = t;
+	t = NULL;
+	r = 0;
+	goto out;
+corrupt:
+	/* never trusted, and rebuilt by the caller */
+	unlink(path);
+	r = err_set(err, -EINVAL, "cache file %s: %s; removed", path, why);
+out:
+	tree_free(t);
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+int cache_store_tree(struct cache *c, const char *const *digests, uint32_t n, const struct tree *t,
+                     struct err *err)
+{
+	struct tree_cache_header h = {.version = TREE_CACHE_VERSION};
+	struct buf body = BUF_INIT;
+	char *path = NULL;
+	int r;
+
+	memcpy(h.magic, TREE_CACHE_MAGIC, 8);
+	if ((r = tree_key(digests, n, h.key)) < 0 || (r = tree_export(t, &body)) < 0)
+		goto out;
+	if (!(path = tree_path(c, h.key))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	h.total_len = sizeof(h) + body.len;
+	h.checksum = checksum(body.data, body.len);
+	r = write_atomic(c, path, &h, sizeof(h), &body);
+out:
+	if (r < 0)
+		err_set(err, r, "cannot write the cached tree: %s", strerror(-r));
+	free(path);
 	buf_release(&body);
 	return r;
 }

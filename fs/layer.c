@@ -566,6 +566,11 @@ struct layer_header {
 #define LAYER_MAGIC   "STRLAYR\0"
 #define LAYER_VERSION 3 /* bump whenever indexing gives other entries or warnings */
 
+uint32_t layer_format_version(void)
+{
+	return LAYER_VERSION;
+}
+
 static size_t pad8(size_t n)
 {
 	return (n + 7) & ~(size_t)7;

@@ -118,6 +118,12 @@ int layer_export(const struct layer *l, struct buf *out);
 int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
                  size_t *ret_used, struct err *err);
 
+/*
+ * The version of the index format and of the indexing rules: anything that
+ * refers to entries by number (a cached tree) is only valid for the same one.
+ */
+uint32_t layer_format_version(void);
+
 /* Warnings about skipped or altered entries, one line each. */
 
 uint32_t layer_warning_count(const struct layer *l);
