@@ -242,10 +242,12 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 	/*
 	 * Checking read every page; most are not needed again (paths, seek
 	 * points, the entries of hidden versions). Dropping them from this
-	 * mapping (they stay in the page cache) keeps the daemon's resident
-	 * memory to what is actually used from now on.
+	 * mapping (they stay in the page cache) and asking for no fault-around
+	 * (which would map 64 KiB around each entry a stat reads, paths and
+	 * all) keeps the daemon's resident memory to what it uses.
 	 */
 	madvise(map, (size_t)st.st_size, MADV_DONTNEED);
+	madvise(map, (size_t)st.st_size, MADV_RANDOM);
 	map = MAP_FAILED;
 	if (ret_digests)
 		*ret_digests = h.digests;
@@ -381,6 +383,13 @@ static char *tree_path(const struct cache *c, const unsigned char key[32])
 	for (int i = 0; i < 32; i++)
 		snprintf(name + 5 + 2 * i, 3, "%02x", key[i]);
 	return cache_file_name(c->dir, name, ".tree");
+}
+
+char *cache_tree_path(const struct cache *c, const char *const *digests, uint32_t n)
+{
+	unsigned char key[32];
+
+	return tree_key(digests, n, key) < 0 ? NULL : tree_path(c, key);
 }
 
 int cache_load_tree(struct cache *c, const char *const *digests, struct layer *const *layers,

@@ -50,6 +50,8 @@ int cache_load_tree(struct cache *c, const char *const *digests, struct layer *c
                     uint32_t n, struct tree **ret_tree, struct err *err);
 int cache_store_tree(struct cache *c, const char *const *digests, uint32_t n, const struct tree *t,
                      struct err *err);
+/* The file that holds (or would hold) that tree, malloc'd; NULL when out of memory. */
+char *cache_tree_path(const struct cache *c, const char *const *digests, uint32_t n);
 
 /* The file that holds (or would hold) key's index, malloc'd; NULL for a malformed key. */
 char *cache_path(const struct cache *c, const char *key);
