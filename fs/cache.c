@@ -242,12 +242,11 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 	/*
 	 * Checking read every page; most are not needed again (paths, seek
 	 * points, the entries of hidden versions). Dropping them from this
-	 * mapping (they stay in the page cache) and asking for no fault-around
-	 * (which would map 64 KiB around each entry a stat reads, paths and
-	 * all) keeps the daemon's resident memory to what it uses.
+	 * mapping (they stay in the page cache) keeps resident memory to what
+	 * is used from now on (a daemon that forks after opening starts empty
+	 * anyway: fork does not copy the page tables of file mappings).
 	 */
 	madvise(map, (size_t)st.st_size, MADV_DONTNEED);
-	madvise(map, (size_t)st.st_size, MADV_RANDOM);
 	map = MAP_FAILED;
 	if (ret_digests)
 		*ret_digests = h.digests;
