@@ -153,7 +153,7 @@ static la_ssize_t read_cb(struct archive *a, void *opaque, const void **ret_buf)
 	return n;
 }
 
-static int entry_type(struct archive_entry *ae, uint8_t *ret_type)
+static int entry_type(struct archive_entry *ae, enum layer_type *ret_type)
 {
 	if (archive_entry_hardlink(ae)) {
 		*ret_type = LAYER_HARDLINK;
@@ -253,6 +253,7 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	const char *raw = archive_entry_pathname(ae);
 	uint64_t hdr_end = (uint64_t)archive_filter_bytes(a, 0);
 	int depth, dotdot = 0, r;
+	enum layer_type type;
 	const char *base;
 
 	if (!raw)
@@ -262,11 +263,12 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 		            raw, (unsigned long long)hdr_end);
 		return 1;
 	}
-	if (entry_type(ae, &e.type) < 0) {
+	if (entry_type(ae, &type) < 0) {
 		add_warning(l, "%s: entry %s at offset %llu has unknown type %o, skipped", c->name,
 		            raw, (unsigned long long)hdr_end, archive_entry_filetype(ae));
 		return 1;
 	}
+	e.type = type;
 	depth = clean_path(raw, &c->clean, c->lim, &dotdot);
 	if (depth == -ENOMEM)
 		return -ENOMEM;
@@ -285,8 +287,7 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	if ((r = buf_append_cstr(&l->pool, c->clean.data, c->clean.len, &e.path)) < 0)
 		return r;
 	base = strrchr(c->clean.data, '/');
-	e.name = (uint16_t)(base ? base - c->clean.data + 1 : 0);
-	e.flags = whiteout_flags(c->clean.data + e.name);
+	e.flags = whiteout_flags(base ? base + 1 : c->clean.data);
 	e.link = LAYER_NONE;
 	if (e.type == LAYER_SYMLINK) {
 		const char *t = archive_entry_symlink(ae);
@@ -317,11 +318,28 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	e.gid = (uint32_t)archive_entry_gid(ae);
 	e.mtime = archive_entry_mtime(ae);
 	e.mtime_nsec = (uint32_t)archive_entry_mtime_nsec(ae);
-	e.rdev_major = (uint32_t)archive_entry_rdevmajor(ae);
-	e.rdev_minor = (uint32_t)archive_entry_rdevminor(ae);
+	if (hdr_end > LAYER_MAX_OFFSET)
+		return -EFBIG;
 	e.data_off = hdr_end;
-	if (e.type == LAYER_REG && archive_entry_size_is_set(ae) && archive_entry_size(ae) > 0)
+	if (e.type == LAYER_CHR || e.type == LAYER_BLK) {
+		uint64_t major = (uint64_t)archive_entry_rdevmajor(ae);
+		uint64_t minor = (uint64_t)archive_entry_rdevminor(ae);
+
+		/* Linux itself has 12 bits of major and 20 of minor */
+		if (major > 0xffffff || minor > 0xffffff) {
+			add_warning(
+			    l,
+			    "%s: device %s at offset %llu has a number past 24 bits, kept as 0,0",
+			    c->name, layer_str(l, e.path), (unsigned long long)hdr_end);
+			major = minor = 0;
+		}
+		e.data_off = major << 24 | minor;
+	}
+	if (e.type == LAYER_REG && archive_entry_size_is_set(ae) && archive_entry_size(ae) > 0) {
+		if ((uint64_t)archive_entry_size(ae) > LAYER_MAX_OFFSET)
+			return -EFBIG;
 		e.size = (uint64_t)archive_entry_size(ae);
+	}
 	if ((r = store_xattrs(c, ae, &e)) < 0)
 		return r;
 	return buf_append(&l->entries, &e, sizeof(e));
@@ -564,7 +582,7 @@ struct layer_header {
 };
 
 #define LAYER_MAGIC   "STRLAYR\0"
-#define LAYER_VERSION 3 /* bump whenever indexing gives other entries or warnings */
+#define LAYER_VERSION 4 /* bump whenever indexing gives other entries or warnings */
 
 uint32_t layer_format_version(void)
 {
@@ -641,8 +659,8 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	if (e->type > LAYER_FIFO || e->path >= l->strs_len ||
 	    (e->link != LAYER_NONE && e->link >= l->strs_len))
 		return 0;
-	/* paths as clean_path() leaves them, and the name where the last component starts */
-	if (clean_path_last(l->strs + e->path) != (long)e->name)
+	/* paths as clean_path() leaves them */
+	if (clean_path_last(l->strs + e->path) < 0)
 		return 0;
 
 	/* what readers rely on without checking: links have targets, the mode says
@@ -654,7 +672,8 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	/* after the check above: a hardlink has a target to look at */
 	if (e->type == LAYER_HARDLINK && clean_path_last(l->strs + e->link) < 0)
 		return 0;
-	if (stream >= 0 &&
+	/* a device's data_off is its number */
+	if (stream >= 0 && e->type != LAYER_CHR && e->type != LAYER_BLK &&
 	    (e->data_off > (uint64_t)stream || e->size > (uint64_t)stream - e->data_off))
 		return 0;
 

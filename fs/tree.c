@@ -709,7 +709,7 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 		ret->size = e->size;
 		ret->mtime = e->mtime;
 		ret->mtime_nsec = e->mtime_nsec;
-		ret->rdev = makedev(e->rdev_major, e->rdev_minor);
+		ret->rdev = layer_rdev(e);
 		if (S_ISLNK(e->mode))
 			ret->size = strlen(layer_str(t->layers[ret->data_layer], e->link));
 	}
