@@ -424,11 +424,16 @@ int tb_finish(struct builder *b)
 		}
 		*tn = (struct tnode){.name = (uint32_t)name_bytes,
 		                     .name_len = (uint16_t)bn->name_len,
-		                     .parent = head ? newidx[bn->parent] : 0,
-		                     .first = start,
-		                     .count = n - start,
+		                     .dir = TREE_NONE,
 		                     .entry = bn->entry,
 		                     .layer = (uint16_t)bn->layer};
+		if (n > start) {
+			struct tdir d = {head, start, n - start};
+
+			tn->dir = (uint32_t)(t->own_dirs.len / sizeof(d));
+			if ((r = buf_append(&t->own_dirs, &d, sizeof(d))) < 0)
+				goto out;
+		}
 		name_bytes += bn->name_len;
 		for (uint32_t i = start; i < n; i++)
 			newidx[order[i]] = i;
@@ -481,6 +486,8 @@ int tb_finish(struct builder *b)
 		nodes[i].layer |= TNODE_LINKED;
 	}
 	t->nodes = nodes;
+	t->dirs = (const struct tdir *)t->own_dirs.data;
+	t->ndirs = (uint32_t)(t->own_dirs.len / sizeof(struct tdir));
 	t->links = t->own_links;
 	t->names = t->own_names.data ? t->own_names.data : "";
 	t->names_len = t->own_names.len;
@@ -577,6 +584,7 @@ void tree_free(struct tree *t)
 	if (!t)
 		return;
 	free(t->own_nodes);
+	buf_release(&t->own_dirs);
 	free(t->own_links);
 	free(t->own_stats);
 	free(t->shown);
@@ -595,8 +603,10 @@ uint32_t tree_node_count(const struct tree *t)
 
 uint32_t tree_lookup(const struct tree *t, uint32_t dir, const char *name, size_t len)
 {
-	const struct tnode *d = &t->nodes[dir];
-	uint32_t lo = d->first, hi = d->first + d->count;
+	uint32_t lo, hi;
+
+	tree_children(t, dir, &lo, &hi);
+	hi += lo;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -633,13 +643,28 @@ uint32_t tree_resolve(const struct tree *t, const char *path)
 
 void tree_children(const struct tree *t, uint32_t dir, uint32_t *ret_first, uint32_t *ret_count)
 {
-	*ret_first = t->nodes[dir].first;
-	*ret_count = t->nodes[dir].count;
+	uint32_t d = t->nodes[dir].dir;
+
+	*ret_first = d == TREE_NONE ? 0 : t->dirs[d].first;
+	*ret_count = d == TREE_NONE ? 0 : t->dirs[d].count;
 }
 
 uint32_t tree_parent(const struct tree *t, uint32_t node)
 {
-	return t->nodes[node].parent;
+	uint32_t lo = 0, hi = t->ndirs;
+
+	if (node == 0 || !hi)
+		return 0;
+	/* the last run that starts at or before node holds it */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (t->dirs[mid].first <= node)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return t->dirs[lo].node;
 }
 
 const char *tree_name(const struct tree *t, uint32_t node, size_t *ret_len)
@@ -715,8 +740,11 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 	}
 	if (S_ISDIR(ret->mode)) {
 		ret->nlink = 2;
-		for (uint32_t i = 0; i < n->count; i++) {
-			const struct tnode *c = &t->nodes[n->first + i];
+		uint32_t first, count;
+
+		tree_children(t, node, &first, &count);
+		for (uint32_t i = 0; i < count; i++) {
+			const struct tnode *c = &t->nodes[first + i];
 			const struct layer_entry *ce =
 			    c->entry == TREE_NONE
 			        ? NULL

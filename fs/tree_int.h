@@ -15,18 +15,30 @@
 #define TREE_MAX_WARNINGS 64
 
 /*
- * A node of the finished tree: 24 bytes, with no pointers, so that a merged
+ * A node of the finished tree: 16 bytes, with no pointers, so that a merged
  * tree can be written to the on-disk cache and mapped back as it is
- * (tree_io.c). The name is an offset into the tree's name pool.
+ * (tree_io.c). The name is an offset into the tree's name pool. Where its
+ * children are is kept only for nodes that have any (struct tdir): most
+ * nodes are files.
  */
 struct tnode {
-	uint32_t name;   /* offset of the name in the name pool */
-	uint32_t parent; /* below the node's own index, but for the root's 0 */
-	uint32_t first;  /* first child */
-	uint32_t count;  /* number of children */
-	uint32_t entry;  /* TREE_NONE: implied directory */
-	uint16_t layer;  /* TNODE_LINKED: shares an inode, see struct tlink */
+	uint32_t name;  /* offset of the name in the name pool */
+	uint32_t entry; /* TREE_NONE: implied directory */
+	uint16_t layer; /* TNODE_LINKED: shares an inode, see struct tlink */
 	uint16_t name_len;
+	uint32_t dir; /* its struct tdir, TREE_NONE when it has no children */
+};
+
+/*
+ * A node with children, which are nodes first .. first + count - 1. In
+ * breadth-first order, so sorted by node and by first, and each run starts
+ * where the previous one ended: the parent of a node is found by a binary
+ * search for the run that holds it.
+ */
+struct tdir {
+	uint32_t node;
+	uint32_t first;
+	uint32_t count;
 };
 
 #define TNODE_LINKED    0x8000u
@@ -52,6 +64,8 @@ struct tree {
 	uint32_t nlayers;
 	const struct tnode *nodes;
 	uint32_t nnodes;
+	const struct tdir *dirs;
+	uint32_t ndirs;
 	const struct tlink *links;
 	uint32_t nlinks;
 	const char *names; /* name pool */
@@ -66,6 +80,7 @@ struct tree {
 	struct strlist warnings;
 	/* what a built tree owns */
 	struct tnode *own_nodes;
+	struct buf own_dirs; /* struct tdir[] */
 	struct tlink *own_links;
 	struct buf own_names;
 	struct buf own_hidden; /* struct tree_hidden[] */

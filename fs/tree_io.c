@@ -4,19 +4,18 @@
  * cache instead of building it again.
  *
  * The string is a header, then per-layer entry counts, the per-layer stats,
- * the nodes, the hardlink records, the hidden versions, the name pool and
- * the warnings, each padded to 8 bytes, so that a mapped file is used in
- * place. Finished nodes hold no pointers (tree_int.h), which is what makes
- * that possible.
+ * the nodes, the runs of children (struct tdir), the hardlink records, the hidden versions, the
+ * name pool and the warnings, each padded to 8 bytes, so that a mapped file is used in place.
+ * Finished nodes hold no pointers (tree_int.h), which is what makes that possible.
  *
  * Import trusts nothing: the cache directory may have been written by
  * someone else. It checks, in one pass over the nodes and without reading
  * any layer entry, everything the readers of tree.h rely on: every index is
- * in range, parents come before their children (so walking up ends), each
- * node lies in its parent's run of children, siblings are sorted and
- * distinct (so lookups are right), names are non-empty and hold no '/' or
- * NUL, every node marked as linked has exactly one hardlink record. That is
- * a few compares per node and one look at each name byte.
+ * in range, parents come before their children (so walking up ends), the
+ * runs of children follow each other and cover every node but the root
+ * exactly once, siblings are sorted and distinct (so lookups are right), names are non-empty and
+ * hold no '/' or NUL, every node marked as linked has exactly one hardlink record. That is a few
+ * compares per node and one look at each name byte.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,22 +24,25 @@
 #include "tree_int.h"
 
 #define TREE_MAGIC   "STRTREE\0"
-#define TREE_VERSION 1 /* bump whenever struct tnode, tlink or the building rules change */
+#define TREE_VERSION 2 /* bump whenever struct tnode, tdir, tlink or the building rules change */
 
 struct tree_file_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t layer_version; /* the layer index format the entry numbers refer to */
-	uint16_t node_size, link_size, hidden_size, stats_size;
+	uint16_t node_size, dir_size, link_size, hidden_size, stats_size, pad;
 	uint32_t nlayers;
 	uint32_t nnodes;
+	uint32_t ndirs;
 	uint32_t nlinks;
 	uint32_t nhidden;
 	uint32_t nwarnings;
-	uint32_t pad;
+	uint32_t pad2;
 	uint64_t names_len;
 	uint64_t warn_len;
 };
+
+_Static_assert(sizeof(struct tree_file_header) == 72, "no implicit padding in the header");
 
 static const char zeros[8];
 
@@ -63,11 +65,13 @@ int tree_export(const struct tree *t, struct buf *out)
 	struct tree_file_header h = {.version = TREE_VERSION,
 	                             .layer_version = layer_format_version(),
 	                             .node_size = sizeof(struct tnode),
+	                             .dir_size = sizeof(struct tdir),
 	                             .link_size = sizeof(struct tlink),
 	                             .hidden_size = sizeof(struct tree_hidden),
 	                             .stats_size = sizeof(struct tree_layer_stats),
 	                             .nlayers = t->nlayers,
 	                             .nnodes = t->nnodes,
+	                             .ndirs = t->ndirs,
 	                             .nlinks = t->nlinks,
 	                             .nhidden = t->nhidden,
 	                             .nwarnings = t->warnings.n,
@@ -91,6 +95,7 @@ int tree_export(const struct tree *t, struct buf *out)
 	    (r = append_padded(out, counts, (size_t)t->nlayers * sizeof(*counts))) < 0 ||
 	    (r = append_padded(out, t->stats, (size_t)t->nlayers * sizeof(*t->stats))) < 0 ||
 	    (r = append_padded(out, t->nodes, (size_t)t->nnodes * sizeof(*t->nodes))) < 0 ||
+	    (r = append_padded(out, t->dirs, (size_t)t->ndirs * sizeof(*t->dirs))) < 0 ||
 	    (r = append_padded(out, t->links, (size_t)t->nlinks * sizeof(*t->links))) < 0 ||
 	    (r = append_padded(out, t->hidden, (size_t)t->nhidden * sizeof(*t->hidden))) < 0 ||
 	    (r = append_padded(out, t->names, t->names_len)) < 0)
@@ -122,21 +127,40 @@ static int node_valid(const struct tree *t, const uint32_t *counts, uint32_t i)
 
 	if (n->name > t->names_len || n->name_len > t->names_len - n->name)
 		return 0;
-	if (n->count && (n->first <= i || n->first > t->nnodes || n->count > t->nnodes - n->first))
+	/* its run of children names it back, which makes node and run one to one */
+	if (n->dir != TREE_NONE && (n->dir >= t->ndirs || t->dirs[n->dir].node != i))
 		return 0;
 	if (i == 0)
-		return n->parent == 0 && n->name_len == 0 && n->entry == TREE_NONE && li == 0 &&
+		return n->name_len == 0 && n->entry == TREE_NONE && li == 0 &&
 		       !(n->layer & TNODE_LINKED);
 	if (li >= t->nlayers || (n->entry != TREE_NONE && n->entry >= counts[li]))
 		return 0;
-	/* below its parent, inside the parent's run of children, after its older sibling */
-	const struct tnode *p = &t->nodes[n->parent];
-	if (n->parent >= i || i < p->first || i - p->first >= p->count)
-		return 0;
-	if (i > p->first && name_cmp(t, &t->nodes[i - 1], n) >= 0)
-		return 0;
 	return n->name_len && !memchr(t->names + n->name, '/', n->name_len) &&
 	       !memchr(t->names + n->name, '\0', n->name_len);
+}
+
+/*
+ * The runs of children: in node order, each starting where the previous
+ * ended (the first right after the root), past the node that owns it, the
+ * last ending at the last node; names strictly increasing inside a run.
+ */
+static int dirs_valid(const struct tree *t)
+{
+	uint32_t next = 1;
+
+	for (uint32_t k = 0; k < t->ndirs; k++) {
+		const struct tdir *d = &t->dirs[k];
+
+		if (d->node >= t->nnodes || t->nodes[d->node].dir != k ||
+		    (k && d->node <= t->dirs[k - 1].node) || d->first != next ||
+		    d->node >= d->first || !d->count || d->count > t->nnodes - d->first)
+			return 0;
+		for (uint32_t c = d->first + 1; c < d->first + d->count; c++)
+			if (name_cmp(t, &t->nodes[c - 1], &t->nodes[c]) >= 0)
+				return 0;
+		next = d->first + d->count;
+	}
+	return next == t->nnodes;
 }
 
 static int links_valid(const struct tree *t, const uint32_t *counts, uint32_t nlinked)
@@ -183,18 +207,21 @@ int tree_import(struct layer *const *layers, uint32_t nlayers, const void *data,
 	memcpy(&h, p, sizeof(h));
 	if (memcmp(h.magic, TREE_MAGIC, 8) || h.version != TREE_VERSION ||
 	    h.layer_version != layer_format_version() || h.node_size != sizeof(struct tnode) ||
-	    h.link_size != sizeof(struct tlink) || h.hidden_size != sizeof(struct tree_hidden) ||
+	    h.dir_size != sizeof(struct tdir) || h.link_size != sizeof(struct tlink) ||
+	    h.hidden_size != sizeof(struct tree_hidden) ||
 	    h.stats_size != sizeof(struct tree_layer_stats))
 		return err_set(err, -EINVAL, "not a tree of this version");
 	/* each count is bounded by the length before anything is multiplied */
 	if (h.nlayers != nlayers || h.nnodes == 0 || h.nnodes > len / sizeof(struct tnode) ||
-	    h.nlinks > len / sizeof(struct tlink) || h.nhidden > len / sizeof(struct tree_hidden) ||
+	    h.ndirs > len / sizeof(struct tdir) || h.nlinks > len / sizeof(struct tlink) ||
+	    h.nhidden > len / sizeof(struct tree_hidden) ||
 	    h.nlayers > len / sizeof(struct tree_layer_stats) || h.names_len > len ||
 	    h.warn_len > len || h.nwarnings > TREE_MAX_WARNINGS)
 		return err_set(err, -EINVAL, "tree sizes are inconsistent");
 	need = pad8(sizeof(h)) + pad8((size_t)h.nlayers * 4) +
 	       pad8((size_t)h.nlayers * sizeof(struct tree_layer_stats)) +
 	       pad8((size_t)h.nnodes * sizeof(struct tnode)) +
+	       pad8((size_t)h.ndirs * sizeof(struct tdir)) +
 	       pad8((size_t)h.nlinks * sizeof(struct tlink)) +
 	       pad8((size_t)h.nhidden * sizeof(struct tree_hidden)) + pad8(h.names_len) +
 	       pad8(h.warn_len);
@@ -216,6 +243,9 @@ int tree_import(struct layer *const *layers, uint32_t nlayers, const void *data,
 	t->nodes = (const struct tnode *)(p + off);
 	t->nnodes = h.nnodes;
 	off += pad8((size_t)h.nnodes * sizeof(struct tnode));
+	t->dirs = (const struct tdir *)(p + off);
+	t->ndirs = h.ndirs;
+	off += pad8((size_t)h.ndirs * sizeof(struct tdir));
 	t->links = (const struct tlink *)(p + off);
 	t->nlinks = h.nlinks;
 	off += pad8((size_t)h.nlinks * sizeof(struct tlink));
@@ -230,7 +260,7 @@ int tree_import(struct layer *const *layers, uint32_t nlayers, const void *data,
 			goto bad;
 		nlinked += !!(t->nodes[i].layer & TNODE_LINKED);
 	}
-	if (!links_valid(t, counts, nlinked) || !hidden_valid(t, counts))
+	if (!dirs_valid(t) || !links_valid(t, counts, nlinked) || !hidden_valid(t, counts))
 		goto bad;
 	const char *w = p + off, *end = w + h.warn_len;
 	for (uint32_t k = 0; k < h.nwarnings; k++) {

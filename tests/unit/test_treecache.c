@@ -30,13 +30,17 @@
 #define D1 "sha256:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 
 /* Mirrors of the on-disk layouts (fs/cache.c, fs/tree_io.c, fs/tree_int.h). */
-#define FILE_HEAD   56 /* struct tree_cache_header */
-#define TREE_HEAD   64 /* struct tree_file_header */
-#define NODE_SIZE   24 /* struct tnode */
-#define NODE_PARENT 4  /* offsets inside a node */
-#define NODE_FIRST  8
-#define NODE_ENTRY  16
-#define NODE_LAYER  20
+#define FILE_HEAD  56 /* struct tree_cache_header */
+#define TREE_HEAD  72 /* struct tree_file_header */
+#define H_NNODES   32 /* offsets of its counts */
+#define H_NDIRS    36
+#define H_NLINKS   40
+#define H_NHIDDEN  44
+#define NODE_SIZE  16 /* struct tnode */
+#define NODE_ENTRY 4  /* offsets inside a node */
+#define NODE_LAYER 8
+#define NODE_DIR   12
+#define DIR_SIZE   12 /* struct tdir: node, first, count */
 
 static struct layer *layers[2];
 static struct blob *blobs[2];
@@ -145,9 +149,38 @@ static int refused(const struct buf *good, void (*change)(struct buf *, size_t n
 	return r == -EINVAL;
 }
 
-static void parent_loop(struct buf *b, size_t nodes)
+static size_t pad8(size_t n)
 {
-	put32(b, nodes + 2 * NODE_SIZE + NODE_PARENT, 2); /* node 2 its own parent */
+	return (n + 7) & ~(size_t)7;
+}
+
+/* Where the runs of children start: right after the nodes. */
+static size_t dirs_at(const struct buf *b, size_t nodes)
+{
+	return nodes + pad8(get32(b, H_NNODES) * NODE_SIZE);
+}
+
+static void two_nodes_one_run(struct buf *b, size_t nodes)
+{
+	put32(b, nodes + 1 * NODE_SIZE + NODE_DIR, 0); /* node 1 claims the root's children */
+}
+
+static void run_owned_by_a_child(struct buf *b, size_t nodes)
+{
+	size_t d1 = dirs_at(b, nodes) + DIR_SIZE; /* the second run: a child of the root's */
+	uint32_t first = get32(b, d1 + 4), owner = get32(b, d1);
+
+	/* its owner moved to one of its own children (which then names it back) */
+	put32(b, nodes + owner * NODE_SIZE + NODE_DIR, 0xffffffffu);
+	put32(b, nodes + first * NODE_SIZE + NODE_DIR, 1);
+	put32(b, d1, first);
+}
+
+static void runs_overlap(struct buf *b, size_t nodes)
+{
+	size_t d1 = dirs_at(b, nodes) + DIR_SIZE;
+
+	put32(b, d1 + 4, get32(b, d1 + 4) - 1);
 }
 
 static void entry_out_of_range(struct buf *b, size_t nodes)
@@ -155,28 +188,27 @@ static void entry_out_of_range(struct buf *b, size_t nodes)
 	put32(b, nodes + 1 * NODE_SIZE + NODE_ENTRY, 1000);
 }
 
-static size_t pad8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
 static void name_with_slash(struct buf *b, size_t nodes)
 {
-	/* the pool follows nodes, hardlink records and hidden versions (counts in the header) */
-	size_t pool = nodes + pad8(get32(b, 28) * NODE_SIZE) + pad8(get32(b, 32) * 20) +
-	              pad8(get32(b, 36) * 16);
+	/* the pool follows nodes, runs, hardlink records and hidden versions */
+	size_t pool = dirs_at(b, nodes) + pad8(get32(b, H_NDIRS) * DIR_SIZE) +
+	              pad8(get32(b, H_NLINKS) * 20) + pad8(get32(b, H_NHIDDEN) * 16);
 
 	b->data[pool + get32(b, nodes + NODE_SIZE) + 1] = '/'; /* node 1: "bin" -> "b/n" */
 }
 
 static void siblings_swapped(struct buf *b, size_t nodes)
 {
-	char tmp[NODE_SIZE];
+	/* the root's first two children change names */
+	uint32_t n1 = get32(b, nodes + NODE_SIZE), n2 = get32(b, nodes + 2 * NODE_SIZE);
+	uint16_t l1, l2;
 
-	/* the root's first two children change places, names and all */
-	memcpy(tmp, b->data + nodes + NODE_SIZE, NODE_SIZE);
-	memcpy(b->data + nodes + NODE_SIZE, b->data + nodes + 2 * NODE_SIZE, NODE_SIZE);
-	memcpy(b->data + nodes + 2 * NODE_SIZE, tmp, NODE_SIZE);
+	memcpy(&l1, b->data + nodes + NODE_SIZE + 10, 2);
+	memcpy(&l2, b->data + nodes + 2 * NODE_SIZE + 10, 2);
+	put32(b, nodes + NODE_SIZE, n2);
+	put32(b, nodes + 2 * NODE_SIZE, n1);
+	memcpy(b->data + nodes + NODE_SIZE + 10, &l2, 2);
+	memcpy(b->data + nodes + 2 * NODE_SIZE + 10, &l1, 2);
 }
 
 static void link_flag_dropped(struct buf *b, size_t nodes)
@@ -196,7 +228,9 @@ static void link_flag_dropped(struct buf *b, size_t nodes)
 
 static void children_past_end(struct buf *b, size_t nodes)
 {
-	put32(b, nodes + NODE_FIRST, 0xfffffff0u);
+	size_t last = dirs_at(b, nodes) + (get32(b, H_NDIRS) - 1) * DIR_SIZE;
+
+	put32(b, last + 8, get32(b, last + 8) + 100);
 }
 
 static void write_file(const char *path, const void *data, size_t len)
@@ -302,16 +336,17 @@ int main(void)
 	path = tree_file(dir, &file);
 	{
 		uint32_t crc;
-		size_t node2 = FILE_HEAD + TREE_HEAD + 8 + 2 * 24 + 2 * NODE_SIZE;
+		size_t node1 = FILE_HEAD + TREE_HEAD + 8 + 2 * 24 + NODE_SIZE;
 
-		put32(&file, node2 + NODE_PARENT, 5);
+		put32(&file, node1 + NODE_DIR, 0); /* node 1 claims the root's children */
 		crc =
 		    (uint32_t)crc32(0, (const Bytef *)file.data + FILE_HEAD, file.len - FILE_HEAD);
 		put32(&file, 12, crc);
 		write_file(path, file.data, file.len);
 	}
 	CHECK(cache_load_tree(c, digests, layers, 2, &loaded, &err) == -EINVAL,
-	      "a parent after its child behind a valid checksum is refused: %s", err.msg);
+	      "a node claiming the root's children behind a valid checksum is refused: %s",
+	      err.msg);
 	CHECK(access(path, F_OK) != 0, "and removed");
 	free(path);
 
@@ -330,7 +365,10 @@ int main(void)
 		CHECK(tree_import(layers, 1, exp.data, exp.len, &t, NULL) == -EINVAL,
 		      "nor one over another number of layers");
 	}
-	CHECK(refused(&exp, parent_loop), "a node that is its own parent is refused");
+	CHECK(refused(&exp, two_nodes_one_run),
+	      "two nodes claiming one run of children are refused");
+	CHECK(refused(&exp, run_owned_by_a_child), "a run owned by a node inside it is refused");
+	CHECK(refused(&exp, runs_overlap), "runs of children that overlap are refused");
 	CHECK(refused(&exp, entry_out_of_range), "an entry past the layer's end is refused");
 	CHECK(refused(&exp, name_with_slash), "a name holding '/' is refused");
 	CHECK(refused(&exp, siblings_swapped), "siblings out of order are refused");
