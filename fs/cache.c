@@ -201,7 +201,7 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "truncated";
 		goto corrupt;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	if (map == MAP_FAILED) {
 		why = "cannot be mapped";
 		goto corrupt;
@@ -416,7 +416,7 @@ int cache_load_tree(struct cache *c, const char *const *digests, struct layer *c
 		why = "truncated";
 		goto corrupt;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	if (map == MAP_FAILED) {
 		why = "cannot be mapped";
 		goto corrupt;
