@@ -17,6 +17,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -729,6 +730,41 @@ static int entry_valid(const struct layer *l, const struct layer_entry *e)
 	return 1;
 }
 
+struct check_job {
+	const struct layer *l;
+	uint32_t from, to;
+	int ok;
+};
+
+static void *check_entries(void *arg)
+{
+	struct check_job *j = arg;
+
+	j->ok = 1;
+	for (uint32_t i = j->from; j->ok && i < j->to; i++)
+		j->ok = entry_valid(j->l, &j->l->ents[i]);
+	return NULL;
+}
+
+/*
+ * Every entry, in two threads for a big index: a remount of an image with
+ * one big layer would otherwise wait for one core to read every path.
+ */
+static int entries_valid(const struct layer *l)
+{
+	struct check_job a = {l, 0, l->nents / 2, 0}, b = {l, l->nents / 2, l->nents, 0};
+	pthread_t t;
+
+	if (l->nents < 65536 || pthread_create(&t, NULL, check_entries, &a) != 0) {
+		a.to = l->nents;
+		check_entries(&a);
+		return a.ok;
+	}
+	check_entries(&b);
+	pthread_join(t, NULL);
+	return a.ok && b.ok;
+}
+
 int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
                  size_t *ret_used, struct err *err)
 {
@@ -768,9 +804,8 @@ int layer_import(struct blob *b, const void *data, size_t len, struct layer **re
 	/* every string offset then ends at a NUL inside the pool */
 	if (l->strs[l->strs_len - 1] != '\0')
 		goto bad;
-	for (uint32_t i = 0; i < l->nents; i++)
-		if (!entry_valid(l, &l->ents[i]))
-			goto bad;
+	if (!entries_valid(l))
+		goto bad;
 	for (const char *w = p + off, *end = w + h.warn_len;
 	     w < end && l->warnings.n < h.nwarnings;) {
 		const char *nul = memchr(w, '\0', (size_t)(end - w));
