@@ -17,7 +17,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 #include <zlib.h>
 #if HAVE_ISAL
 #include <isa-l/crc.h>
@@ -42,16 +41,20 @@ struct cache_header {
 	uint32_t pad;
 };
 
-/* A cached merged tree: this header, then tree_export's bytes. */
+/*
+ * A cached merged tree: this header, then the key (tree_key(): the layer
+ * digests in order) padded to 8 bytes, then tree_export's bytes. The file
+ * name is only a hash of the key; the key itself inside is what is checked.
+ */
 #define TREE_CACHE_MAGIC   "STRCTRE\0"
-#define TREE_CACHE_VERSION 1
+#define TREE_CACHE_VERSION 2
 
 struct tree_cache_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t checksum; /* CRC-32 of everything after the header */
 	uint64_t total_len;
-	unsigned char key[32]; /* what tree_key() gives for the layers it was built from */
+	uint64_t key_len; /* the key's bytes, before the padding */
 };
 
 /*
@@ -380,61 +383,70 @@ out:
 	return r;
 }
 
-/*
- * The key of a merged tree: SHA-256 of the ordered layer digests (with the
- * formats' versions, so that a new format never meets an old file).
- */
-static int tree_key(const char *const *digests, uint32_t n, unsigned char key[32])
+static size_t pad8(size_t n)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	char head[64];
-	int ok;
-
-	if (!ctx)
-		return -ENOMEM;
-	snprintf(head, sizeof(head), "strata merged tree %u %u %u\n", TREE_CACHE_VERSION,
-	         layer_format_version(), n);
-	ok =
-	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, head, strlen(head));
-	for (uint32_t i = 0; ok && i < n; i++)
-		ok = EVP_DigestUpdate(ctx, digests[i], strlen(digests[i]) + 1);
-	ok = ok && EVP_DigestFinal_ex(ctx, key, NULL);
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -EIO;
+	return (n + 7) & ~(size_t)7;
 }
 
-static char *tree_path(const struct cache *c, const unsigned char key[32])
+/*
+ * The key of a merged tree: the ordered layer digests, with the formats'
+ * versions so that a new format never meets an old file, as text.
+ */
+static int tree_key(const char *const *digests, uint32_t n, struct buf *key)
 {
-	char name[5 + 65] = "tree:";
+	int r = buf_printf(key, "strata merged tree %u %u %u\n", TREE_CACHE_VERSION,
+	                   layer_format_version(), n);
 
-	for (int i = 0; i < 32; i++)
-		snprintf(name + 5 + 2 * i, 3, "%02x", key[i]);
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = buf_printf(key, "%s\n", digests[i]);
+	return r;
+}
+
+/*
+ * <dir>/tree-<hex>.tree, hex being 128 bits of two FNV-1a hashes of the key.
+ * Not SHA-256: loading OpenSSL's provider for it cost a warm mount 2 ms, and
+ * the name needs no strength (a file under a colliding name holds another
+ * key and is refused).
+ */
+static char *tree_path(const struct cache *c, const struct buf *key)
+{
+	uint64_t h[2] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
+	char name[5 + 33] = "tree:";
+
+	for (size_t i = 0; i < key->len; i++)
+		for (int k = 0; k < 2; k++)
+			h[k] = (h[k] ^ (unsigned char)key->data[i]) * 0x100000001b3ull;
+	snprintf(name + 5, 33, "%016llx%016llx", (unsigned long long)h[0],
+	         (unsigned long long)(h[1] ^ h[1] >> 29));
 	return cache_file_name(c->dir, name, ".tree");
 }
 
 char *cache_tree_path(const struct cache *c, const char *const *digests, uint32_t n)
 {
-	unsigned char key[32];
+	struct buf key = BUF_INIT;
+	char *path = tree_key(digests, n, &key) < 0 ? NULL : tree_path(c, &key);
 
-	return tree_key(digests, n, key) < 0 ? NULL : tree_path(c, key);
+	buf_release(&key);
+	return path;
 }
 
 int cache_load_tree(struct cache *c, const char *const *digests, struct layer *const *layers,
                     uint32_t n, struct tree **ret_tree, struct err *err)
 {
-	unsigned char key[32];
+	struct buf key = BUF_INIT;
 	struct tree_cache_header h;
 	struct tree *t = NULL;
 	struct stat st;
 	void *map = MAP_FAILED;
 	const char *why = NULL;
-	char *path;
+	char *path = NULL;
+	size_t body;
 	int fd = -1, r;
 
-	if ((r = tree_key(digests, n, key)) < 0)
-		return err_set(err, r, "cannot compute the tree key");
-	if (!(path = tree_path(c, key)))
-		return err_set(err, -ENOMEM, "out of memory");
+	if (tree_key(digests, n, &key) < 0 || !(path = tree_path(c, &key))) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = err_set(err, -ENOENT, "no cached tree");
@@ -454,7 +466,9 @@ int cache_load_tree(struct cache *c, const char *const *digests, struct layer *c
 		why = "another version";
 		goto corrupt;
 	}
-	if (h.total_len != (uint64_t)st.st_size || memcmp(h.key, key, sizeof(key))) {
+	body = sizeof(h) + pad8(key.len);
+	if (h.total_len != (uint64_t)st.st_size || h.key_len != key.len || body > h.total_len ||
+	    memcmp((const char *)map + sizeof(h), key.data, key.len)) {
 		why = "made for other layers, or its size is wrong";
 		goto corrupt;
 	}
@@ -463,8 +477,8 @@ int cache_load_tree(struct cache *c, const char *const *digests, struct layer *c
 		why = "checksum mismatch";
 		goto corrupt;
 	}
-	if (tree_import(layers, n, (const char *)map + sizeof(h), (size_t)h.total_len - sizeof(h),
-	                &t, NULL) < 0) {
+	if (tree_import(layers, n, (const char *)map + body, (size_t)h.total_len - body, &t, NULL) <
+	    0) {
 		why = "contents do not validate";
 		goto corrupt;
 	}
@@ -488,21 +502,28 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(path);
+	buf_release(&key);
 	return r;
 }
 
 int cache_store_tree(struct cache *c, const char *const *digests, uint32_t n, const struct tree *t,
                      struct err *err)
 {
+	static const char zeros[8];
 	struct tree_cache_header h = {.version = TREE_CACHE_VERSION};
-	struct buf body = BUF_INIT;
+	struct buf key = BUF_INIT, body = BUF_INIT;
 	char *path = NULL;
 	int r;
 
 	memcpy(h.magic, TREE_CACHE_MAGIC, 8);
-	if ((r = tree_key(digests, n, h.key)) < 0 || (r = tree_export(t, &body)) < 0)
+	/* the body: the key, padded, then the tree */
+	if ((r = tree_key(digests, n, &key)) < 0 ||
+	    (r = buf_append(&body, key.data, key.len)) < 0 ||
+	    (r = buf_append(&body, zeros, pad8(key.len) - key.len)) < 0 ||
+	    (r = tree_export(t, &body)) < 0)
 		goto out;
-	if (!(path = tree_path(c, h.key))) {
+	h.key_len = key.len;
+	if (!(path = tree_path(c, &key))) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -513,6 +534,7 @@ out:
 	if (r < 0)
 		err_set(err, r, "cannot write the cached tree: %s", strerror(-r));
 	free(path);
+	buf_release(&key);
 	buf_release(&body);
 	return r;
 }

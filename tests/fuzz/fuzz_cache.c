@@ -66,15 +66,15 @@ struct fz_cache_header {
 };
 _Static_assert(sizeof(struct fz_cache_header) == 136, "cache header mirror");
 
-/* Mirror of fs/cache.c's tree file header (version 1). */
+/* Mirror of fs/cache.c's tree file header (version 2); the key text follows, padded to 8. */
 struct fz_tree_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t checksum;
 	uint64_t total_len;
-	unsigned char key[32];
+	uint64_t key_len;
 };
-_Static_assert(sizeof(struct fz_tree_header) == 56, "tree header mirror");
+_Static_assert(sizeof(struct fz_tree_header) == 32, "tree header mirror");
 
 struct fixed {
 	struct fbuf stored;
@@ -82,7 +82,9 @@ struct fixed {
 	int fd;
 	struct blob *blob; /* for the tree inputs: the blob and its built index */
 	struct layer *layer;
-	unsigned char tree_key[32]; /* the key of its stacked tree's file */
+	unsigned char *tree_key; /* the key of its stacked tree's file, padded to 8 */
+	uint64_t tree_key_len;
+	size_t tree_key_space;
 };
 
 static struct fixed blobs[2];
@@ -225,6 +227,7 @@ static void free_fixed(void)
 	for (int i = 0; i < 2; i++) {
 		layer_free(blobs[i].layer);
 		blob_free(blobs[i].blob);
+		free(blobs[i].tree_key);
 	}
 }
 
@@ -265,7 +268,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		slurp(path, &f);
 		if (f.len < sizeof(struct fz_tree_header))
 			fz_die("reading a fresh tree file");
-		memcpy(blobs[i].tree_key, f.data + offsetof(struct fz_tree_header, key), 32);
+		memcpy(&blobs[i].tree_key_len, f.data + offsetof(struct fz_tree_header, key_len),
+		       8);
+		blobs[i].tree_key_space = (blobs[i].tree_key_len + 7) & ~(uint64_t)7;
+		if (f.len < sizeof(struct fz_tree_header) + blobs[i].tree_key_space ||
+		    !(blobs[i].tree_key = malloc(blobs[i].tree_key_space)))
+			fz_die("reading a fresh tree file's key");
+		memcpy(blobs[i].tree_key, f.data + sizeof(struct fz_tree_header),
+		       blobs[i].tree_key_space);
 		if (seeds && *seeds) {
 			char name[32];
 			unsigned char flag = (unsigned char)(4 | i);
@@ -384,11 +394,12 @@ static void repair_tree(unsigned char *file, size_t len, const struct fixed *fx)
 {
 	struct fz_tree_header h;
 
-	if (len < sizeof(h))
+	if (len < sizeof(h) + fx->tree_key_space)
 		return;
 	memcpy(&h, file, sizeof(h));
 	h.total_len = len;
-	memcpy(h.key, fx->tree_key, sizeof(h.key));
+	h.key_len = fx->tree_key_len;
+	memcpy(file + sizeof(h), fx->tree_key, fx->tree_key_space);
 	h.checksum = (uint32_t)crc32_z(crc32(0, NULL, 0), file + sizeof(h), len - sizeof(h));
 	memcpy(file, &h, sizeof(h));
 }

@@ -379,9 +379,10 @@ def t_cached_tree(path):
             # (layout: fs/cache.c tree_cache_header, fs/tree_io.c, fs/tree_int.h)
             with open(trees[0], "r+b") as f:
                 data = bytearray(f.read())
-                nodes = 56 + 72 + ((4 * nlayers + 7) & ~7) + 24 * nlayers
+                body = 32 + ((int.from_bytes(data[24:32], "little") + 7) & ~7)  # header, key
+                nodes = body + 72 + ((4 * nlayers + 7) & ~7) + 24 * nlayers
                 data[nodes + 16 + 12:nodes + 16 + 16] = (0).to_bytes(4, "little")
-                data[12:16] = zlib.crc32(bytes(data[56:])).to_bytes(4, "little")
+                data[12:16] = zlib.crc32(bytes(data[32:])).to_bytes(4, "little")
                 f.seek(0)
                 f.write(data)
             remount("remount after hostile contents", False)

@@ -30,7 +30,7 @@
 #define D1 "sha256:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 
 /* Mirrors of the on-disk layouts (fs/cache.c, fs/tree_io.c, fs/tree_int.h). */
-#define FILE_HEAD  56 /* struct tree_cache_header */
+#define FILE_HEAD  32 /* struct tree_cache_header; then the key, padded to 8 */
 #define TREE_HEAD  72 /* struct tree_file_header */
 #define H_NNODES   32 /* offsets of its counts */
 #define H_NDIRS    36
@@ -336,7 +336,8 @@ int main(void)
 	path = tree_file(dir, &file);
 	{
 		uint32_t crc;
-		size_t node1 = FILE_HEAD + TREE_HEAD + 8 + 2 * 24 + NODE_SIZE;
+		size_t body = FILE_HEAD + pad8(get32(&file, 24)); /* key_len */
+		size_t node1 = body + TREE_HEAD + 8 + 2 * 24 + NODE_SIZE;
 
 		put32(&file, node1 + NODE_DIR, 0); /* node 1 claims the root's children */
 		crc =
