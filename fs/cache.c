@@ -18,8 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#if HAVE_ISAL
+#include <isa-l/crc.h>
+#endif
 
 #include "buf.h"
+#include "tree.h"
 
 #define CACHE_MAGIC   "STRCACH\0"
 #define CACHE_VERSION 1
@@ -36,6 +40,63 @@ struct cache_header {
 	uint32_t checksum; /* CRC-32 of everything after the header */
 	uint32_t pad;
 };
+
+/*
+ * A cached merged tree: this header, then the key (tree_key(): the layer
+ * digests in order) padded to 8 bytes, then tree_export's bytes. The file
+ * name is only a hash of the key; the key itself inside is what is checked.
+ */
+#define TREE_CACHE_MAGIC   "STRCTRE\0"
+#define TREE_CACHE_VERSION 2
+
+struct tree_cache_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t checksum; /* CRC-32 of everything after the header */
+	uint64_t total_len;
+	uint64_t key_len; /* the key's bytes, before the padding */
+};
+
+/*
+ * CRC-32 (the gzip/zlib one). ISA-L computes the same value several times
+ * faster than zlib, which matters: a warm mount checks every cached byte.
+ */
+static uint32_t checksum(const void *data, size_t len)
+{
+#if HAVE_ISAL
+	return crc32_gzip_refl(0, data, len);
+#else
+	return (uint32_t)crc32_z(crc32(0, NULL, 0), data, len);
+#endif
+}
+
+struct crc_job {
+	const char *data;
+	size_t len;
+	uint32_t crc;
+};
+
+static void *crc_part(void *arg)
+{
+	struct crc_job *j = arg;
+
+	j->crc = checksum(j->data, j->len);
+	return NULL;
+}
+
+/* The checksum of a big file in two threads: the halves combine exactly. */
+static uint32_t checksum_file(const char *data, size_t len)
+{
+	struct crc_job a = {data, len / 2, 0};
+	pthread_t t;
+	uint32_t b;
+
+	if (len < (8u << 20) || pthread_create(&t, NULL, crc_part, &a) != 0)
+		return checksum(data, len);
+	b = checksum(data + a.len, len - a.len);
+	pthread_join(t, NULL);
+	return (uint32_t)crc32_combine(a.crc, b, (z_off_t)(len - a.len));
+}
 
 struct mapping {
 	void *addr;
@@ -178,7 +239,7 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "not a private file of this user";
 		goto corrupt;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	if (map == MAP_FAILED) {
 		why = "cannot be mapped";
 		goto corrupt;
@@ -206,8 +267,8 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "made from another blob";
 		goto corrupt;
 	}
-	if ((uint32_t)crc32_z(crc32(0, NULL, 0), (const Bytef *)map + sizeof(h),
-	                      (size_t)(h.total_len - sizeof(h))) != h.checksum) {
+	if (checksum_file((const char *)map + sizeof(h), (size_t)(h.total_len - sizeof(h))) !=
+	    h.checksum) {
 		why = "checksum mismatch";
 		goto corrupt;
 	}
@@ -219,6 +280,14 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "contents do not validate";
 		goto corrupt;
 	}
+	/*
+	 * Checking read every page; most are not needed again (paths, seek
+	 * points, the entries of hidden versions). Dropping them from this
+	 * mapping (they stay in the page cache) keeps resident memory to what
+	 * is used from now on (a daemon that forks after opening starts empty
+	 * anyway: fork does not copy the page tables of file mappings).
+	 */
+	madvise(map, (size_t)st.st_size, MADV_DONTNEED);
 	if (ret_digests)
 		*ret_digests = h.digests;
 	*ret_layer = l;
@@ -254,6 +323,38 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Writes header and body to path whole, through a temporary file and a rename. */
+static int write_atomic(struct cache *c, const char *path, const void *h, size_t hlen,
+                        const struct buf *body)
+{
+	char *tmp = NULL;
+	int fd, r;
+
+	if (asprintf(&tmp, "%s/.tmp-XXXXXX", c->dir) < 0)
+		return -ENOMEM;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		r = -errno;
+		free(tmp);
+		return r;
+	}
+	/* readers see the old file or the new, never half of one */
+	if ((r = write_all(fd, h, hlen)) < 0 || (r = write_all(fd, body->data, body->len)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	free(tmp);
+	return 0;
+fail:
+	unlink(tmp);
+	free(tmp);
+	return r;
+}
+
 int cache_store_layer(struct cache *c, const char *key, const struct layer *l, const struct blob *b,
                       const struct blob_digests *d, struct err *err)
 {
@@ -262,10 +363,10 @@ int cache_store_layer(struct cache *c, const char *key, const struct layer *l, c
 	                         .stored_size = blob_stored_size(b),
 	                         .digests = *d};
 	struct buf body = BUF_INIT;
-	char *path = cache_path(c, key), *tmp = NULL;
+	char *path = cache_path(c, key);
 	void *bidx = NULL;
 	size_t blen = 0;
-	int fd = -1, r;
+	int r;
 
 	if (!path)
 		return err_set(err, -EINVAL, "no cache key for %s", key ? key : "(no digest)");
@@ -277,43 +378,170 @@ int cache_store_layer(struct cache *c, const char *key, const struct layer *l, c
 		goto out;
 	memcpy(h.magic, CACHE_MAGIC, 8);
 	h.total_len = sizeof(h) + body.len;
-	h.checksum = (uint32_t)crc32_z(crc32(0, NULL, 0), (const Bytef *)body.data, body.len);
-	if (asprintf(&tmp, "%s/.tmp-XXXXXX", c->dir) < 0) {
-		tmp = NULL;
-		r = -ENOMEM;
-		goto out;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	/* write whole, then rename: readers see the old file or the new, never half of one */
-	if ((r = write_all(fd, &h, sizeof(h))) < 0 || (r = write_all(fd, body.data, body.len)) < 0)
-		goto out;
-	if (close(fd) < 0) {
-		fd = -1;
-		r = -errno;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
+	h.checksum = checksum(body.data, body.len);
+	r = write_atomic(c, path, &h, sizeof(h), &body);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp)
-		unlink(tmp);
 	if (r < 0 && err && !err->code)
 		err_set(err, r, "cannot write the cache file %s: %s", path ? path : key,
 		        strerror(-r));
-	free(tmp);
 	free(path);
 	free(bidx);
+	buf_release(&body);
+	return r;
+}
+
+static size_t pad8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+/*
+ * The key of a merged tree: the ordered layer digests, with the formats'
+ * versions so that a new format never meets an old file, as text.
+ */
+static int tree_key(const char *const *digests, uint32_t n, struct buf *key)
+{
+	int r = buf_printf(key, "strata merged tree %u %u %u\n", TREE_CACHE_VERSION,
+	                   layer_format_version(), n);
+
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = buf_printf(key, "%s\n", digests[i]);
+	return r;
+}
+
+/*
+ * <dir>/tree-<hex>.tree, hex being 128 bits of two FNV-1a hashes of the key.
+ * Not SHA-256: loading OpenSSL's provider for it cost a warm mount 2 ms, and
+ * the name needs no strength (a file under a colliding name holds another
+ * key and is refused).
+ */
+static char *tree_path(const struct cache *c, const struct buf *key)
+{
+	uint64_t h[2] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
+	char name[5 + 33] = "tree:";
+
+	for (size_t i = 0; i < key->len; i++)
+		for (int k = 0; k < 2; k++)
+			h[k] = (h[k] ^ (unsigned char)key->data[i]) * 0x100000001b3ull;
+	snprintf(name + 5, 33, "%016llx%016llx", (unsigned long long)h[0],
+	         (unsigned long long)(h[1] ^ h[1] >> 29));
+	return cache_file_name(c->dir, name, ".tree");
+}
+
+char *cache_tree_path(const struct cache *c, const char *const *digests, uint32_t n)
+{
+	struct buf key = BUF_INIT;
+	char *path = tree_key(digests, n, &key) < 0 ? NULL : tree_path(c, &key);
+
+	buf_release(&key);
+	return path;
+}
+
+int cache_load_tree(struct cache *c, const char *const *digests, struct layer *const *layers,
+                    uint32_t n, struct tree **ret_tree, struct err *err)
+{
+	struct buf key = BUF_INIT;
+	struct tree_cache_header h;
+	struct tree *t = NULL;
+	struct stat st;
+	void *map = MAP_FAILED;
+	const char *why = NULL;
+	char *path = NULL;
+	size_t body;
+	int fd = -1, r;
+
+	if (tree_key(digests, n, &key) < 0 || !(path = tree_path(c, &key))) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = err_set(err, -ENOENT, "no cached tree");
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h)) {
+		why = "truncated";
+		goto corrupt;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (map == MAP_FAILED) {
+		why = "cannot be mapped";
+		goto corrupt;
+	}
+	memcpy(&h, map, sizeof(h));
+	if (memcmp(h.magic, TREE_CACHE_MAGIC, 8) || h.version != TREE_CACHE_VERSION) {
+		why = "another version";
+		goto corrupt;
+	}
+	body = sizeof(h) + pad8(key.len);
+	if (h.total_len != (uint64_t)st.st_size || h.key_len != key.len || body > h.total_len ||
+	    memcmp((const char *)map + sizeof(h), key.data, key.len)) {
+		why = "made for other layers, or its size is wrong";
+		goto corrupt;
+	}
+	if (checksum_file((const char *)map + sizeof(h), (size_t)(h.total_len - sizeof(h))) !=
+	    h.checksum) {
+		why = "checksum mismatch";
+		goto corrupt;
+	}
+	if (tree_import(layers, n, (const char *)map + body, (size_t)h.total_len - body, &t, NULL) <
+	    0) {
+		why = "contents do not validate";
+		goto corrupt;
+	}
+	if ((r = keep_mapping(c, map, (size_t)st.st_size)) < 0) {
+		err_set(err, r, "out of memory");
+		goto out;
+	}
+	map = MAP_FAILED;
+	*ret_tree = t;
+	t = NULL;
+	r = 0;
+	goto out;
+corrupt:
+	/* never trusted, and rebuilt by the caller */
+	unlink(path);
+	r = err_set(err, -EINVAL, "cache file %s: %s; removed", path, why);
+out:
+	tree_free(t);
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	buf_release(&key);
+	return r;
+}
+
+int cache_store_tree(struct cache *c, const char *const *digests, uint32_t n, const struct tree *t,
+                     struct err *err)
+{
+	static const char zeros[8];
+	struct tree_cache_header h = {.version = TREE_CACHE_VERSION};
+	struct buf key = BUF_INIT, body = BUF_INIT;
+	char *path = NULL;
+	int r;
+
+	memcpy(h.magic, TREE_CACHE_MAGIC, 8);
+	/* the body: the key, padded, then the tree */
+	if ((r = tree_key(digests, n, &key)) < 0 ||
+	    (r = buf_append(&body, key.data, key.len)) < 0 ||
+	    (r = buf_append(&body, zeros, pad8(key.len) - key.len)) < 0 ||
+	    (r = tree_export(t, &body)) < 0)
+		goto out;
+	h.key_len = key.len;
+	if (!(path = tree_path(c, &key))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	h.total_len = sizeof(h) + body.len;
+	h.checksum = checksum(body.data, body.len);
+	r = write_atomic(c, path, &h, sizeof(h), &body);
+out:
+	if (r < 0)
+		err_set(err, r, "cannot write the cached tree: %s", strerror(-r));
+	free(path);
+	buf_release(&key);
 	buf_release(&body);
 	return r;
 }

@@ -38,6 +38,21 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 int cache_store_layer(struct cache *c, const char *key, const struct layer *l, const struct blob *b,
                       const struct blob_digests *d, struct err *err);
 
+/*
+ * The merged view of layers[0..n-1], whose digests are digests[0..n-1],
+ * cached in <dir>/tree-<hex>.tree (hex: SHA-256 of the digest list and the
+ * format versions), mapped and used in place like a layer index. Load
+ * returns -ENOENT when there is none and -EINVAL when the file was corrupt
+ * or made for other layer indexes (it is then removed).
+ */
+struct tree;
+int cache_load_tree(struct cache *c, const char *const *digests, struct layer *const *layers,
+                    uint32_t n, struct tree **ret_tree, struct err *err);
+int cache_store_tree(struct cache *c, const char *const *digests, uint32_t n, const struct tree *t,
+                     struct err *err);
+/* The file that holds (or would hold) that tree, malloc'd; NULL when out of memory. */
+char *cache_tree_path(const struct cache *c, const char *const *digests, uint32_t n);
+
 /* The file that holds (or would hold) key's index, malloc'd; NULL for a malformed key. */
 char *cache_path(const struct cache *c, const char *key);
 /*

@@ -9,6 +9,7 @@
 #include "image.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ struct image {
 	struct cache *cache; /* NULL when caching is off */
 	uint32_t cache_hits;
 	uint8_t *from_cache; /* per layer: its index came from the cache */
-	struct buf status;   /* image/status */
+	int merged_from_cache;
+	struct buf status; /* image/status */
 	char **warnings;
 	uint32_t nwarnings;
 };
@@ -157,10 +159,23 @@ static void *index_worker(void *arg)
 		r = layer_index(img->blobs[i], img->layer_names[i], &lim, &img->layers[i],
 		                &img->digests[i], &err);
 
-		/* a cache that cannot be written only costs the next mount time */
-		if (r == 0 && img->cache)
-			cache_store_layer(img->cache, image_layer_digest(img, i), img->layers[i],
-			                  img->blobs[i], &img->digests[i], NULL);
+		/*
+		 * A cache that cannot be written only costs the next mount time. One
+		 * that can is read back at once: the mapped index replaces the built
+		 * one, whose heap memory goes back, so a first mount holds no more
+		 * than a remount does.
+		 */
+		if (r == 0 && img->cache &&
+		    cache_store_layer(img->cache, image_layer_digest(img, i), img->layers[i],
+		                      img->blobs[i], &img->digests[i], NULL) == 0) {
+			struct layer *mapped;
+
+			if (cache_load_layer(img->cache, image_layer_digest(img, i), img->blobs[i],
+			                     &mapped, NULL, NULL) == 0) {
+				layer_free(img->layers[i]);
+				img->layers[i] = mapped;
+			}
+		}
 		if (r < 0) {
 			pthread_mutex_lock(&job->lock);
 			if (!job->failed) {
@@ -214,11 +229,12 @@ static int make_status(struct image *img)
 	int r = buf_printf(
 	    b,
 	    "image: %s\nkind: %s\nname: %s\nplatform: %s\nmanifest: %s\nconfig: %s\n"
-	    "layers: %u\ncache: %s (%u of %u layer indexes from it)\nwarnings: %u\n",
+	    "layers: %u\ncache: %s (%u of %u layer indexes from it%s)\nwarnings: %u\n",
 	    img->path, source_kind(img->src), si->name, si->platform ? si->platform : "-",
 	    si->manifest_digest ? si->manifest_digest : "-",
 	    si->config_digest ? si->config_digest : "-", img->n,
-	    img->cache ? cache_dir(img->cache) : "off", img->cache_hits, img->n, img->nwarnings);
+	    img->cache ? cache_dir(img->cache) : "off", img->cache_hits, img->n,
+	    img->merged_from_cache ? ", and the merged tree" : "", img->nwarnings);
 
 	for (uint32_t i = 0; r == 0 && i < img->n; i++)
 		r = buf_printf(b, "layer %02u: %s %s %llu bytes stored, %llu bytes, %u entries%s\n",
@@ -253,6 +269,50 @@ static int make_history(struct image *img)
 			return r;
 	}
 	return 0;
+}
+
+/*
+ * merged/: mapped from the cache when it holds the tree of these layers;
+ * otherwise built, stored and, like a layer index, read back mapped.
+ */
+static int merged_view(struct image *img, struct err *err)
+{
+	const char **digests = NULL;
+	struct tree *mapped;
+	int r;
+
+	if (img->cache) {
+		digests = calloc(img->n + 1, sizeof(*digests));
+		if (!digests)
+			return err_set(err, -ENOMEM, "out of memory");
+		for (uint32_t i = 0; i < img->n; i++) {
+			char *p = cache_path(img->cache, image_layer_digest(img, i));
+
+			/* a layer without a usable digest names no content: nothing to key on */
+			if (!p) {
+				free(digests);
+				digests = NULL;
+				break;
+			}
+			free(p);
+			digests[i] = image_layer_digest(img, i);
+		}
+	}
+	if (digests &&
+	    cache_load_tree(img->cache, digests, img->layers, img->n, &img->merged, NULL) == 0) {
+		img->merged_from_cache = 1;
+		free(digests);
+		return 0;
+	}
+	r = tree_build_merged(img->layers, img->n, &img->merged, err);
+	if (r == 0 && digests &&
+	    cache_store_tree(img->cache, digests, img->n, img->merged, NULL) == 0 &&
+	    cache_load_tree(img->cache, digests, img->layers, img->n, &mapped, NULL) == 0) {
+		tree_free(img->merged);
+		img->merged = mapped;
+	}
+	free(digests);
+	return r;
 }
 
 int image_open(const char *path, const struct image_opts *opts, struct image **ret_image,
@@ -318,7 +378,7 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 			if ((r = add_warning(img, layer_warning(img->layers[i], w))) < 0)
 				goto out;
 	}
-	if ((r = tree_build_merged(img->layers, img->n, &img->merged, err)) < 0)
+	if ((r = merged_view(img, err)) < 0)
 		goto out;
 	for (uint32_t w = 0; w < tree_warning_count(img->merged); w++)
 		if ((r = add_warning(img, tree_warning(img->merged, w))) < 0)
@@ -327,6 +387,8 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 		err_set(err, r, "out of memory");
 		goto out;
 	}
+	/* what building freed is only given back to the system on request */
+	malloc_trim(0);
 	*ret_image = img;
 	img = NULL;
 out:

@@ -25,28 +25,8 @@
 #include <sys/sysmacros.h>
 
 #include "buf.h"
+#include "layer_int.h"
 #include "strlist.h"
-
-/* Warnings beyond this many are counted, not kept. */
-#define LAYER_MAX_WARNINGS 64
-
-struct layer {
-	struct blob *blob;
-	/*
-	 * What readers use: either the buffers below (an index built here) or
-	 * memory given to layer_import (an index from the on-disk cache).
-	 */
-	const struct layer_entry *ents;
-	uint32_t nents;
-	const char *strs;
-	size_t strs_len;
-	const char *xat;
-	size_t xat_len;
-	struct buf entries; /* struct layer_entry[] */
-	struct buf pool;    /* paths and link targets, NUL-terminated */
-	struct buf xattrs;  /* per entry: u32 count, then (u32 nlen, name, NUL, u32 vlen, value) */
-	struct strlist warnings;
-};
 
 struct index_ctx {
 	struct layer *layer;
@@ -71,8 +51,6 @@ void layer_limits_default(struct layer_limits *l)
 	    .max_pool = 3ull << 30,
 	};
 }
-
-#define add_warning(l, ...) strlist_addf(&(l)->warnings, LAYER_MAX_WARNINGS, __VA_ARGS__)
 
 /*
  * Cleans a tar path into out: components split on '/', empty and "." ones
@@ -153,7 +131,7 @@ static la_ssize_t read_cb(struct archive *a, void *opaque, const void **ret_buf)
 	return n;
 }
 
-static int entry_type(struct archive_entry *ae, uint8_t *ret_type)
+static int entry_type(struct archive_entry *ae, enum layer_type *ret_type)
 {
 	if (archive_entry_hardlink(ae)) {
 		*ret_type = LAYER_HARDLINK;
@@ -182,12 +160,6 @@ static int entry_type(struct archive_entry *ae, uint8_t *ret_type)
 		return -EINVAL;
 	}
 }
-
-static const mode_t type_bits[] = {
-    [LAYER_REG] = S_IFREG,      [LAYER_DIR] = S_IFDIR, [LAYER_SYMLINK] = S_IFLNK,
-    [LAYER_HARDLINK] = S_IFREG, [LAYER_CHR] = S_IFCHR, [LAYER_BLK] = S_IFBLK,
-    [LAYER_FIFO] = S_IFIFO,
-};
 
 static uint8_t whiteout_flags(const char *base)
 {
@@ -253,6 +225,7 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	const char *raw = archive_entry_pathname(ae);
 	uint64_t hdr_end = (uint64_t)archive_filter_bytes(a, 0);
 	int depth, dotdot = 0, r;
+	enum layer_type type;
 	const char *base;
 
 	if (!raw)
@@ -262,11 +235,12 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 		            raw, (unsigned long long)hdr_end);
 		return 1;
 	}
-	if (entry_type(ae, &e.type) < 0) {
+	if (entry_type(ae, &type) < 0) {
 		add_warning(l, "%s: entry %s at offset %llu has unknown type %o, skipped", c->name,
 		            raw, (unsigned long long)hdr_end, archive_entry_filetype(ae));
 		return 1;
 	}
+	e.type = type;
 	depth = clean_path(raw, &c->clean, c->lim, &dotdot);
 	if (depth == -ENOMEM)
 		return -ENOMEM;
@@ -285,8 +259,7 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	if ((r = buf_append_cstr(&l->pool, c->clean.data, c->clean.len, &e.path)) < 0)
 		return r;
 	base = strrchr(c->clean.data, '/');
-	e.name = (uint16_t)(base ? base - c->clean.data + 1 : 0);
-	e.flags = whiteout_flags(c->clean.data + e.name);
+	e.flags = whiteout_flags(base ? base + 1 : c->clean.data);
 	e.link = LAYER_NONE;
 	if (e.type == LAYER_SYMLINK) {
 		const char *t = archive_entry_symlink(ae);
@@ -312,16 +285,33 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	if (l->pool.len > c->lim->max_pool)
 		return -E2BIG;
 
-	e.mode = (archive_entry_mode(ae) & 07777) | type_bits[e.type];
+	e.mode = (archive_entry_mode(ae) & 07777) | layer_type_bits[e.type];
 	e.uid = (uint32_t)archive_entry_uid(ae);
 	e.gid = (uint32_t)archive_entry_gid(ae);
 	e.mtime = archive_entry_mtime(ae);
 	e.mtime_nsec = (uint32_t)archive_entry_mtime_nsec(ae);
-	e.rdev_major = (uint32_t)archive_entry_rdevmajor(ae);
-	e.rdev_minor = (uint32_t)archive_entry_rdevminor(ae);
+	if (hdr_end > LAYER_MAX_OFFSET)
+		return -EFBIG;
 	e.data_off = hdr_end;
-	if (e.type == LAYER_REG && archive_entry_size_is_set(ae) && archive_entry_size(ae) > 0)
+	if (e.type == LAYER_CHR || e.type == LAYER_BLK) {
+		uint64_t major = (uint64_t)archive_entry_rdevmajor(ae);
+		uint64_t minor = (uint64_t)archive_entry_rdevminor(ae);
+
+		/* Linux itself has 12 bits of major and 20 of minor */
+		if (major > 0xffffff || minor > 0xffffff) {
+			add_warning(
+			    l,
+			    "%s: device %s at offset %llu has a number past 24 bits, kept as 0,0",
+			    c->name, layer_str(l, e.path), (unsigned long long)hdr_end);
+			major = minor = 0;
+		}
+		e.data_off = major << 24 | minor;
+	}
+	if (e.type == LAYER_REG && archive_entry_size_is_set(ae) && archive_entry_size(ae) > 0) {
+		if ((uint64_t)archive_entry_size(ae) > LAYER_MAX_OFFSET)
+			return -EFBIG;
 		e.size = (uint64_t)archive_entry_size(ae);
+	}
 	if ((r = store_xattrs(c, ae, &e)) < 0)
 		return r;
 	return buf_append(&l->entries, &e, sizeof(e));
@@ -545,191 +535,4 @@ uint32_t layer_warning_count(const struct layer *l)
 const char *layer_warning(const struct layer *l, uint32_t i)
 {
 	return l->warnings.v[i];
-}
-
-/*
- * The serialized index: a header, then the entries (8-byte aligned), the
- * string pool, the xattr pool and the warnings (NUL-separated), each padded
- * to 8 bytes, so that a mapped file can be used in place.
- */
-struct layer_header {
-	char magic[8];
-	uint32_t version;
-	uint32_t entry_size;
-	uint32_t nentries;
-	uint32_t nwarnings;
-	uint64_t strs_len;
-	uint64_t xat_len;
-	uint64_t warn_len;
-};
-
-#define LAYER_MAGIC   "STRLAYR\0"
-#define LAYER_VERSION 3 /* bump whenever indexing gives other entries or warnings */
-
-static size_t pad8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
-int layer_export(const struct layer *l, struct buf *out)
-{
-	struct layer_header h = {.version = LAYER_VERSION,
-	                         .entry_size = sizeof(struct layer_entry),
-	                         .nentries = l->nents,
-	                         .nwarnings = l->warnings.n,
-	                         .strs_len = l->strs_len,
-	                         .xat_len = l->xat_len};
-	static const char zeros[8];
-	size_t start = out->len;
-	int r;
-
-	memcpy(h.magic, LAYER_MAGIC, 8);
-	for (uint32_t i = 0; i < l->warnings.n; i++)
-		h.warn_len += strlen(l->warnings.v[i]) + 1;
-	if ((r = buf_append(out, &h, sizeof(h))) < 0 ||
-	    (r = buf_append(out, l->ents, (size_t)l->nents * sizeof(*l->ents))) < 0 ||
-	    (r = buf_append(out, l->strs, l->strs_len)) < 0 ||
-	    (r = buf_append(out, zeros, pad8(l->strs_len) - l->strs_len)) < 0 ||
-	    (r = buf_append(out, l->xat, l->xat_len)) < 0 ||
-	    (r = buf_append(out, zeros, pad8(l->xat_len) - l->xat_len)) < 0)
-		goto fail;
-	for (uint32_t i = 0; i < l->warnings.n; i++)
-		if ((r = buf_append(out, l->warnings.v[i], strlen(l->warnings.v[i]) + 1)) < 0)
-			goto fail;
-	if ((r = buf_append(out, zeros, pad8(h.warn_len) - h.warn_len)) < 0)
-		goto fail;
-	return 0;
-fail:
-	out->len = start;
-	return r;
-}
-
-/* The form clean_path() gives: components that are not empty, "." or "..". */
-static int path_is_clean(const char *p)
-{
-	if (!*p)
-		return 0;
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return 0;
-		if (!slash)
-			return 1;
-		p = slash + 1;
-	}
-}
-
-/* Checks that one entry keeps every promise of layer.h, as an indexed one does. */
-static int entry_valid(const struct layer *l, const struct layer_entry *e)
-{
-	uint32_t count;
-	size_t p;
-
-	int64_t stream = blob_size(l->blob);
-
-	if (e->type > LAYER_FIFO || e->path >= l->strs_len ||
-	    (e->link != LAYER_NONE && e->link >= l->strs_len) ||
-	    e->name > strlen(l->strs + e->path))
-		return 0;
-	/* paths as clean_path() leaves them, and the name where the last component starts */
-	const char *path = l->strs + e->path, *last = strrchr(path, '/');
-	if (!path_is_clean(path) || e->name != (last ? (size_t)(last - path) + 1 : 0))
-		return 0;
-
-	/* what readers rely on without checking: links have targets, the mode says
-	 * the type, only files have bytes, and the bytes lie inside the stream */
-	if ((e->type == LAYER_SYMLINK || e->type == LAYER_HARDLINK) != (e->link != LAYER_NONE))
-		return 0;
-	if ((e->mode & S_IFMT) != type_bits[e->type] || (e->type != LAYER_REG && e->size))
-		return 0;
-	/* after the check above: a hardlink has a target to look at */
-	if (e->type == LAYER_HARDLINK && !path_is_clean(l->strs + e->link))
-		return 0;
-	if (stream >= 0 &&
-	    (e->data_off > (uint64_t)stream || e->size > (uint64_t)stream - e->data_off))
-		return 0;
-
-	if (e->xattrs == LAYER_NONE)
-		return 1;
-	if ((size_t)e->xattrs + 4 > l->xat_len)
-		return 0;
-	memcpy(&count, l->xat + e->xattrs, 4);
-	p = (size_t)e->xattrs + 4;
-	for (uint32_t i = 0; i < count; i++) {
-		uint32_t nlen, vlen;
-
-		if (p + 4 > l->xat_len)
-			return 0;
-		memcpy(&nlen, l->xat + p, 4);
-		if (nlen > l->xat_len || p + 4 + nlen + 1 + 4 > l->xat_len || l->xat[p + 4 + nlen])
-			return 0;
-		memcpy(&vlen, l->xat + p + 4 + nlen + 1, 4);
-		p += 4 + nlen + 1 + 4;
-		if (vlen > l->xat_len - p)
-			return 0;
-		p += vlen;
-	}
-	return 1;
-}
-
-int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
-                 size_t *ret_used, struct err *err)
-{
-	const char *p = data;
-	struct layer_header h;
-	struct layer *l;
-	size_t need, off;
-
-	if (len < sizeof(h))
-		return err_set(err, -EINVAL, "layer index truncated");
-	memcpy(&h, p, sizeof(h));
-	if (memcmp(h.magic, LAYER_MAGIC, 8) || h.version != LAYER_VERSION ||
-	    h.entry_size != sizeof(struct layer_entry))
-		return err_set(err, -EINVAL, "not a layer index of this version");
-	need = sizeof(h);
-	if (h.strs_len > len || h.xat_len > len || h.warn_len > len ||
-	    h.nentries > len / sizeof(struct layer_entry) || h.strs_len == 0)
-		return err_set(err, -EINVAL, "layer index sizes are inconsistent");
-	need += (size_t)h.nentries * sizeof(struct layer_entry) + pad8(h.strs_len) +
-	        pad8(h.xat_len) + pad8(h.warn_len);
-	if (need > len)
-		return err_set(err, -EINVAL, "layer index truncated");
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return err_set(err, -ENOMEM, "out of memory");
-	l->blob = b;
-	off = sizeof(h);
-	l->ents = (const struct layer_entry *)(p + off);
-	l->nents = h.nentries;
-	off += (size_t)h.nentries * sizeof(struct layer_entry);
-	l->strs = p + off;
-	l->strs_len = h.strs_len;
-	off += pad8(h.strs_len);
-	l->xat = p + off;
-	l->xat_len = h.xat_len;
-	off += pad8(h.xat_len);
-	/* every string offset then ends at a NUL inside the pool */
-	if (l->strs[l->strs_len - 1] != '\0')
-		goto bad;
-	for (uint32_t i = 0; i < l->nents; i++)
-		if (!entry_valid(l, &l->ents[i]))
-			goto bad;
-	for (const char *w = p + off, *end = w + h.warn_len;
-	     w < end && l->warnings.n < h.nwarnings;) {
-		const char *nul = memchr(w, '\0', (size_t)(end - w));
-
-		if (!nul)
-			goto bad;
-		add_warning(l, "%s", w);
-		w = nul + 1;
-	}
-	*ret_layer = l;
-	if (ret_used)
-		*ret_used = need;
-	return 0;
-bad:
-	layer_free(l);
-	return err_set(err, -EINVAL, "layer index is corrupt");
 }

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 
 #include "blob.h"
@@ -44,23 +45,37 @@ enum {
 	LAYER_F_META = 1 << 2,     /* other ".wh..wh.*" (aufs metadata): never shown merged */
 };
 
+/*
+ * One entry: 48 bytes, since a mount keeps every entry of every layer
+ * resident. Offsets and sizes keep 48 bits (256 TiB, far past any stream
+ * the blob limits allow) so that the mode, type and flags share their
+ * words. A device keeps its number in data_off (it has no data): 24 bits
+ * of major, 24 of minor, more than Linux's 12 and 20 (see layer_rdev).
+ */
 struct layer_entry {
-	uint64_t data_off; /* offset of the data in the decompressed stream */
-	uint64_t size;     /* data size (regular files), 0 otherwise */
+	uint64_t data_off : 48; /* offset of the data in the decompressed stream */
+	uint64_t mode : 16;     /* st_mode, type bits included */
+	uint64_t size : 48;     /* data size (regular files), 0 otherwise */
+	uint64_t type : 8;      /* enum layer_type */
+	uint64_t flags : 8;     /* LAYER_F_* */
 	int64_t mtime;
 	uint32_t mtime_nsec;
 	uint32_t path;   /* pool offset of the cleaned path */
 	uint32_t link;   /* pool offset: symlink target verbatim, hardlink target cleaned */
 	uint32_t xattrs; /* xattr pool offset, LAYER_NONE when there are none */
-	uint32_t mode;   /* st_mode, type bits included */
 	uint32_t uid;
 	uint32_t gid;
-	uint32_t rdev_major;
-	uint32_t rdev_minor;
-	uint8_t type;  /* enum layer_type */
-	uint8_t flags; /* LAYER_F_* */
-	uint16_t name; /* offset of the last component within the path */
 };
+
+#define LAYER_MAX_OFFSET ((UINT64_C(1) << 48) - 1)
+
+/* The device number of a LAYER_CHR or LAYER_BLK entry, 0 for any other. */
+static inline dev_t layer_rdev(const struct layer_entry *e)
+{
+	if (e->type != LAYER_CHR && e->type != LAYER_BLK)
+		return 0;
+	return makedev((unsigned)(e->data_off >> 24), (unsigned)(e->data_off & 0xffffff));
+}
 
 /* Bounds on what a layer's input may make the indexer allocate. */
 struct layer_limits {
@@ -117,6 +132,12 @@ struct buf;
 int layer_export(const struct layer *l, struct buf *out);
 int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
                  size_t *ret_used, struct err *err);
+
+/*
+ * The version of the index format and of the indexing rules: anything that
+ * refers to entries by number (a cached tree) is only valid for the same one.
+ */
+uint32_t layer_format_version(void);
 
 /* Warnings about skipped or altered entries, one line each. */
 

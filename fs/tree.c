@@ -6,8 +6,9 @@
  * each layer entry costs O(path depth). Removed nodes are only marked dead.
  * Finishing walks the live nodes breadth first into the final, immutable
  * array in which every directory's children are consecutive and sorted; all
- * build-time state is then freed. Names are not copied: a node's name points
- * into the path string of a layer entry, which the layer keeps alive.
+ * build-time state is then freed. A build node's name points into the path
+ * string of a layer entry; finishing copies the names into one pool, so that
+ * a finished tree holds no pointers and can be cached on disk as it is.
  */
 #include "tree.h"
 
@@ -95,6 +96,9 @@ int tb_new_node(struct builder *b, uint32_t parent, const char *name, size_t len
 	uint32_t idx;
 	int r;
 
+	/* a finished node keeps 16 bits of name length */
+	if (len > UINT16_MAX)
+		return -ENAMETOOLONG;
 	if ((b->used + 1) * 2 > b->nslots && (r = tb_grow_slots(b)) < 0)
 		return r;
 	if (b->nn == b->capn) {
@@ -144,10 +148,10 @@ static int record_hidden(struct builder *b, const struct bnode *n, uint32_t by, 
 	if (by < b->t->nlayers) {
 		const struct layer_entry *e = layer_entry(b->t->layers[n->layer], n->entry);
 
-		b->t->stats[by].hidden++;
-		b->t->stats[by].hidden_bytes += e->size;
+		b->t->own_stats[by].hidden++;
+		b->t->own_stats[by].hidden_bytes += e->size;
 	}
-	return buf_append(&b->t->hidden, &h, sizeof(h));
+	return buf_append(&b->t->own_hidden, &h, sizeof(h));
 }
 
 /* Marks node and everything below it dead, recording each hidden version. */
@@ -301,9 +305,9 @@ static int apply_entry(struct builder *b, const struct layer *l, uint32_t li, ui
 	/* a path the lower layers had is changed; a new one is added; a same-layer repeat is
 	 * neither */
 	if (c == TREE_NONE || b->n[c].entry == TREE_NONE)
-		b->t->stats[li].added++;
+		b->t->own_stats[li].added++;
 	else if (b->n[c].layer != li)
-		b->t->stats[li].changed++;
+		b->t->own_stats[li].changed++;
 	if (c != TREE_NONE) {
 		if (is_dir && b->n[c].dir) {
 			b->n[c].layer = b->n[c].data_layer = li;
@@ -390,13 +394,15 @@ int tb_finish(struct builder *b)
 	struct tree *t = b->t;
 	uint32_t *order = NULL, *newidx = NULL, n = 0, head = 0;
 	struct group *groups = NULL;
+	struct tnode *nodes;
+	size_t name_bytes = 0;
 	uint32_t gmask;
 	int r = -ENOMEM;
 
 	order = malloc((size_t)b->nn * sizeof(*order));
 	newidx = malloc((size_t)b->nn * sizeof(*newidx));
-	t->nodes = calloc(b->nn, sizeof(*t->nodes));
-	if (!order || !newidx || !t->nodes)
+	nodes = t->own_nodes = calloc(b->nn, sizeof(*nodes));
+	if (!order || !newidx || !nodes)
 		goto out;
 	if (t->shown_hidden && !(t->shown = malloc((size_t)b->nn * sizeof(*t->shown))))
 		goto out;
@@ -405,20 +411,30 @@ int tb_finish(struct builder *b)
 	newidx[0] = 0;
 	while (head < n) {
 		uint32_t old = order[head], start = n;
-		struct tnode *tn = &t->nodes[head];
+		struct tnode *tn = &nodes[head];
 		const struct bnode *bn = &b->n[old];
 
 		for (uint32_t c = bn->first_child; c != TREE_NONE; c = b->n[c].next_sibling)
 			if (!b->n[c].dead)
 				order[n++] = c;
 		qsort_r(order + start, n - start, sizeof(*order), cmp_children, b->n);
-		*tn = (struct tnode){.name = bn->name,
-		                     .name_len = bn->name_len,
-		                     .parent = head ? newidx[bn->parent] : 0,
-		                     .first = start,
-		                     .count = n - start,
+		if (name_bytes > UINT32_MAX - bn->name_len) {
+			r = -E2BIG;
+			goto out;
+		}
+		*tn = (struct tnode){.name = (uint32_t)name_bytes,
+		                     .name_len = (uint16_t)bn->name_len,
+		                     .dir = TREE_NONE,
 		                     .entry = bn->entry,
 		                     .layer = (uint16_t)bn->layer};
+		if (n > start) {
+			struct tdir d = {head, start, n - start};
+
+			tn->dir = (uint32_t)(t->own_dirs.len / sizeof(d));
+			if ((r = buf_append(&t->own_dirs, &d, sizeof(d))) < 0)
+				goto out;
+		}
+		name_bytes += bn->name_len;
 		for (uint32_t i = start; i < n; i++)
 			newidx[order[i]] = i;
 		if (t->shown)
@@ -426,6 +442,12 @@ int tb_finish(struct builder *b)
 		head++;
 	}
 	t->nnodes = n;
+	/* the names in node order: siblings' names are neighbours for lookups */
+	if ((r = buf_grow(&t->own_names, name_bytes)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < n; i++)
+		buf_append(&t->own_names, b->n[order[i]].name, b->n[order[i]].name_len);
+	r = -ENOMEM;
 
 	/* Hardlink groups: nodes whose bytes come from the same entry. */
 	for (gmask = 1; gmask < 2 * n; gmask <<= 1)
@@ -455,14 +477,23 @@ int tb_finish(struct builder *b)
 		g = group_find(groups, gmask, bn->data_layer, bn->data_entry);
 		if (g->nlink < 2 && bn->data_entry == bn->entry && bn->data_layer == bn->layer)
 			continue;
-		p = realloc(t->links, (t->nlinks + 1) * sizeof(*p));
+		p = realloc(t->own_links, (t->nlinks + 1) * sizeof(*p));
 		if (!p)
 			goto out;
-		t->links = p;
+		t->own_links = p;
 		p[t->nlinks++] =
 		    (struct tlink){i, g->ino, g->nlink, bn->data_layer, bn->data_entry};
-		t->nodes[i].linked = 1;
+		nodes[i].layer |= TNODE_LINKED;
 	}
+	t->nodes = nodes;
+	t->dirs = (const struct tdir *)t->own_dirs.data;
+	t->ndirs = (uint32_t)(t->own_dirs.len / sizeof(struct tdir));
+	t->links = t->own_links;
+	t->names = t->own_names.data ? t->own_names.data : "";
+	t->names_len = t->own_names.len;
+	t->hidden = (const struct tree_hidden *)t->own_hidden.data;
+	t->nhidden = (uint32_t)(t->own_hidden.len / sizeof(struct tree_hidden));
+	t->stats = t->own_stats;
 	r = 0;
 out:
 	free(groups);
@@ -483,8 +514,12 @@ static int build(struct layer *const *layers, uint32_t nlayers, uint32_t first, 
 		goto out;
 	t->layers = layers;
 	t->nlayers = nlayers;
-	t->stats = calloc(nlayers + 1, sizeof(*t->stats));
-	if (!t->stats)
+	if (nlayers > TREE_MAX_LAYERS) {
+		r = -E2BIG;
+		goto out;
+	}
+	t->own_stats = calloc(nlayers + 1, sizeof(*t->own_stats));
+	if (!t->own_stats)
 		goto out;
 	b.t = t;
 	b.record_hidden = !raw;
@@ -535,19 +570,28 @@ const struct tree_hidden *tree_shown_hidden(const struct tree *t, uint32_t node)
 	return &t->shown_hidden[t->shown[node]];
 }
 
+void tb_free_made_up(struct tree *t)
+{
+	for (uint32_t i = 0; i < t->nmade_up; i++)
+		free(t->made_up[i]);
+	free(t->made_up);
+	t->made_up = NULL;
+	t->nmade_up = 0;
+}
+
 void tree_free(struct tree *t)
 {
 	if (!t)
 		return;
-	free(t->nodes);
-	free(t->links);
-	free(t->stats);
+	free(t->own_nodes);
+	buf_release(&t->own_dirs);
+	free(t->own_links);
+	free(t->own_stats);
 	free(t->shown);
 	free(t->shown_hidden);
-	for (uint32_t i = 0; i < t->nnames; i++)
-		free(t->names[i]);
-	free(t->names);
-	buf_release(&t->hidden);
+	tb_free_made_up(t);
+	buf_release(&t->own_names);
+	buf_release(&t->own_hidden);
 	strlist_release(&t->warnings);
 	free(t);
 }
@@ -559,13 +603,15 @@ uint32_t tree_node_count(const struct tree *t)
 
 uint32_t tree_lookup(const struct tree *t, uint32_t dir, const char *name, size_t len)
 {
-	const struct tnode *d = &t->nodes[dir];
-	uint32_t lo = d->first, hi = d->first + d->count;
+	uint32_t lo, hi;
+
+	tree_children(t, dir, &lo, &hi);
+	hi += lo;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		const struct tnode *n = &t->nodes[mid];
-		int c = cmp_names(n->name, n->name_len, name, len);
+		int c = cmp_names(t->names + n->name, n->name_len, name, len);
 
 		if (c == 0)
 			return mid;
@@ -597,19 +643,34 @@ uint32_t tree_resolve(const struct tree *t, const char *path)
 
 void tree_children(const struct tree *t, uint32_t dir, uint32_t *ret_first, uint32_t *ret_count)
 {
-	*ret_first = t->nodes[dir].first;
-	*ret_count = t->nodes[dir].count;
+	uint32_t d = t->nodes[dir].dir;
+
+	*ret_first = d == TREE_NONE ? 0 : t->dirs[d].first;
+	*ret_count = d == TREE_NONE ? 0 : t->dirs[d].count;
 }
 
 uint32_t tree_parent(const struct tree *t, uint32_t node)
 {
-	return t->nodes[node].parent;
+	uint32_t lo = 0, hi = t->ndirs;
+
+	if (node == 0 || !hi)
+		return 0;
+	/* the last run that starts at or before node holds it */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (t->dirs[mid].first <= node)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return t->dirs[lo].node;
 }
 
 const char *tree_name(const struct tree *t, uint32_t node, size_t *ret_len)
 {
 	*ret_len = t->nodes[node].name_len;
-	return t->nodes[node].name;
+	return t->names + t->nodes[node].name;
 }
 
 static const struct tlink *find_link(const struct tree *t, uint32_t node)
@@ -634,11 +695,13 @@ const struct layer_entry *tree_entry(const struct tree *t, uint32_t node,
 {
 	const struct tnode *n = &t->nodes[node];
 
+	uint32_t li = n->layer & TNODE_LAYER;
+
 	if (n->entry == TREE_NONE)
 		return NULL;
 	if (ret_layer)
-		*ret_layer = t->layers[n->layer];
-	return layer_entry(t->layers[n->layer], n->entry);
+		*ret_layer = t->layers[li];
+	return layer_entry(t->layers[li], n->entry);
 }
 
 void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
@@ -647,13 +710,12 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 	const struct layer_entry *e;
 
 	*ret = (struct tree_attr){.ino = node,
-	                          .layer = n->layer,
-
+	                          .layer = n->layer & TNODE_LAYER,
 	                          .entry = n->entry,
-	                          .data_layer = n->layer,
+	                          .data_layer = n->layer & TNODE_LAYER,
 	                          .data_entry = n->entry,
 	                          .nlink = 1};
-	if (n->linked) {
+	if (n->layer & TNODE_LINKED) {
 		const struct tlink *k = find_link(t, node);
 
 		ret->ino = k->ino;
@@ -672,17 +734,21 @@ void tree_stat(const struct tree *t, uint32_t node, struct tree_attr *ret)
 		ret->size = e->size;
 		ret->mtime = e->mtime;
 		ret->mtime_nsec = e->mtime_nsec;
-		ret->rdev = makedev(e->rdev_major, e->rdev_minor);
+		ret->rdev = layer_rdev(e);
 		if (S_ISLNK(e->mode))
 			ret->size = strlen(layer_str(t->layers[ret->data_layer], e->link));
 	}
 	if (S_ISDIR(ret->mode)) {
 		ret->nlink = 2;
-		for (uint32_t i = 0; i < n->count; i++) {
-			const struct tnode *c = &t->nodes[n->first + i];
+		uint32_t first, count;
+
+		tree_children(t, node, &first, &count);
+		for (uint32_t i = 0; i < count; i++) {
+			const struct tnode *c = &t->nodes[first + i];
 			const struct layer_entry *ce =
-			    c->entry == TREE_NONE ? NULL
-			                          : layer_entry(t->layers[c->layer], c->entry);
+			    c->entry == TREE_NONE
+			        ? NULL
+			        : layer_entry(t->layers[c->layer & TNODE_LAYER], c->entry);
 
 			if (!ce || ce->type == LAYER_DIR)
 				ret->nlink++;
@@ -704,12 +770,12 @@ ssize_t tree_read(const struct tree *t, uint32_t node, void *buf, size_t len, ui
 
 uint32_t tree_hidden_count(const struct tree *t)
 {
-	return (uint32_t)(t->hidden.len / sizeof(struct tree_hidden));
+	return t->nhidden;
 }
 
 const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i)
 {
-	return (const struct tree_hidden *)t->hidden.data + i;
+	return t->hidden + i;
 }
 
 uint32_t tree_warning_count(const struct tree *t)

@@ -116,6 +116,18 @@ void tree_layer_stats(const struct tree *t, uint32_t layer, struct tree_layer_st
 uint32_t tree_hidden_count(const struct tree *t);
 const struct tree_hidden *tree_hidden(const struct tree *t, uint32_t i);
 
+/*
+ * A merged view as one flat byte string, appended to out (for the on-disk
+ * cache), and back over the same layers. tree_import validates what it is
+ * given (a corrupt or hostile string is refused with -EINVAL, never trusted;
+ * see tree_io.c for what is checked) and uses data in place: data must be
+ * 8-byte aligned and outlive the tree. tree_export refuses other views.
+ */
+struct buf;
+int tree_export(const struct tree *t, struct buf *out);
+int tree_import(struct layer *const *layers, uint32_t nlayers, const void *data, size_t len,
+                struct tree **ret_tree, struct err *err);
+
 uint32_t tree_warning_count(const struct tree *t);
 const char *tree_warning(const struct tree *t, uint32_t i);
 

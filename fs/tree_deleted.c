@@ -19,17 +19,17 @@ static int cmp_hidden_newest(const void *pa, const void *pb)
 	return a->entry > b->entry ? -1 : a->entry < b->entry;
 }
 
-/* Keeps a made-up name alive for as long as the tree. */
+/* Keeps a made-up name alive until tb_finish has copied it into the name pool. */
 static const char *keep_name(struct tree *t, char *name)
 {
-	char **p = realloc(t->names, (t->nnames + 1) * sizeof(*p));
+	char **p = realloc(t->made_up, (t->nmade_up + 1) * sizeof(*p));
 
 	if (!p) {
 		free(name);
 		return NULL;
 	}
-	t->names = p;
-	p[t->nnames++] = name;
+	t->made_up = p;
+	p[t->nmade_up++] = name;
 	return name;
 }
 
@@ -146,7 +146,7 @@ int tree_build_deleted(const struct tree *merged, struct tree **ret_tree, struct
 	if (!t->shown_hidden)
 		goto out;
 	if (n)
-		memcpy(t->shown_hidden, merged->hidden.data, (size_t)n * sizeof(*t->shown_hidden));
+		memcpy(t->shown_hidden, merged->hidden, (size_t)n * sizeof(*t->shown_hidden));
 	qsort(t->shown_hidden, n, sizeof(*t->shown_hidden), cmp_hidden_newest);
 	b.t = t;
 	if ((r = tb_grow_slots(&b)) < 0 ||
@@ -157,6 +157,7 @@ int tree_build_deleted(const struct tree *merged, struct tree **ret_tree, struct
 			goto out;
 	if ((r = tb_finish(&b)) < 0)
 		goto out;
+	tb_free_made_up(t); /* the finished tree holds copies */
 	*ret_tree = t;
 	t = NULL;
 out:

@@ -11,10 +11,15 @@
 - image/deleted.tsv lists the same versions.
 - `strata inspect --json` per-layer counts (added, changed, hidden, hidden
   bytes) equal the model's.
+- A remount maps merged/ from the cache (image/status says so) and shows
+  exactly what the first mount built, in merged/, deleted/ and stack/NN;
+  a tree file with a flipped byte, or with hostile contents behind a right
+  CRC, is refused, removed and rebuilt, and the views stay the same.
 - On ../shared/corpus (when present): every planted secret that answers.json
   marks deleted or shadowed is readable under deleted/ with its layer, and no
   live one is there.
 """
+import glob
 import hashlib
 import json
 import os
@@ -22,6 +27,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strata_test as st  # noqa: E402
@@ -328,6 +334,66 @@ def t_image(path, ref=None, stacks=True):
     a.done()
 
 
+def views_of(mnt, nlayers):
+    """Every view a cached tree feeds, and whether image/status says the tree came from the cache."""
+    out = {v: st.snapshot(os.path.join(mnt, v), xattr_filter=st.all_xattrs)
+           for v in ["merged", "deleted"] + ["stack/%02d" % i for i in range(nlayers)]}
+    with open(os.path.join(mnt, "image", "status")) as f:
+        cached = "and the merged tree" in f.read()
+    return out, cached
+
+
+def t_cached_tree(path):
+    nlayers = len(st.read_image(path).layers)
+    old = os.environ.get("XDG_CACHE_HOME")
+    with tempfile.TemporaryDirectory(dir=st.cache_dir()) as xdg:
+        os.environ["XDG_CACHE_HOME"] = xdg  # the mount's daemon inherits it
+        try:
+            def remount(what, want_cached):
+                with st.mounted(STRATA, path) as mnt:
+                    got, cached = views_of(mnt, nlayers)
+                st.check(cached == want_cached, "%s: merged tree %s the cache" % (
+                    what, "not from" if want_cached else "from"))
+                diffs = []
+                for v in built:
+                    diffs += st.compare_trees(got[v], built[v], what, "first mount")
+                st.report(diffs, "%s: views" % what)
+
+            with st.mounted(STRATA, path) as mnt:
+                built, cached = views_of(mnt, nlayers)
+            st.check(not cached, "a first mount cannot have its tree from the cache")
+            trees = glob.glob(os.path.join(xdg, "strata", "tree-*.tree"))
+            st.check(len(trees) == 1, "one tree file written, found %s" % trees)
+            remount("remount", True)
+
+            with open(trees[0], "r+b") as f:  # a flipped byte: the CRC refuses it
+                data = bytearray(f.read())
+                data[len(data) // 2] ^= 0x10
+                f.seek(0)
+                f.write(data)
+            remount("remount after a flipped byte", False)
+            st.check(os.path.exists(trees[0]), "the refused tree was rebuilt")
+            remount("remount after the rebuild", True)
+
+            # hostile behind a right CRC: node 1 claims the root's children
+            # (layout: fs/cache.c tree_cache_header, fs/tree_io.c, fs/tree_int.h)
+            with open(trees[0], "r+b") as f:
+                data = bytearray(f.read())
+                body = 32 + ((int.from_bytes(data[24:32], "little") + 7) & ~7)  # header, key
+                nodes = body + 72 + ((4 * nlayers + 7) & ~7) + 24 * nlayers
+                data[nodes + 16 + 12:nodes + 16 + 16] = (0).to_bytes(4, "little")
+                data[12:16] = zlib.crc32(bytes(data[32:])).to_bytes(4, "little")
+                f.seek(0)
+                f.write(data)
+            remount("remount after hostile contents", False)
+            remount("remount after the second rebuild", True)
+        finally:
+            if old is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = old
+
+
 def t_corpus_secrets(d):
     with open(os.path.join(CORPUS, d, "answers.json")) as f:
         ans = json.load(f)
@@ -371,6 +437,8 @@ with open(os.path.join(FX, "fixtures.json")) as f:
 # semantics layers (tar order games) nor tarformats (umoci 0.4.7 wraps year 2300)
 for name, stacks in (("multi/oci", True), ("semantics/oci", False), ("tarformats/oci", False)):
     suite.run("fixture %s" % name, t_image, os.path.join(FX, name), stacks=stacks, timeout=300)
+suite.run("fixture multi/oci: the cached merged tree", t_cached_tree, os.path.join(FX, "multi/oci"),
+          timeout=300)
 
 
 if os.path.isdir(CORPUS):
