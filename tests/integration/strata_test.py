@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -41,6 +42,17 @@ FIXTURES_SRC = os.path.join(REPO, "tests", "fixtures")
 
 MOUNT_TIMEOUT = float(os.environ.get("STRATA_ITEST_MOUNT_TIMEOUT", "120"))
 CMD_TIMEOUT = float(os.environ.get("STRATA_ITEST_CMD_TIMEOUT", "60"))
+
+# STRATA_WRAPPER: a command that prefixes every strata invocation (the mount
+# daemon, the CLI commands, those a shell or mount.strata runs), e.g.
+# "valgrind --leak-check=full". A valgrind wrapper gets a log file per process
+# (-q --log-file, which valgrind reopens in the forked daemon too); after every
+# test the logs are read and any report in them fails the test.
+WRAPPER = shlex.split(os.environ.get("STRATA_WRAPPER", ""))
+MEMCHECK = bool(WRAPPER) and os.path.basename(WRAPPER[0]).startswith("valgrind")
+# Every timeout (commands, mounts, tests, a daemon's exit) is multiplied by
+# this: 1, or 30 under a wrapper (valgrind runs strata 20-50x slower).
+TIME_SCALE = float(os.environ.get("STRATA_ITEST_TIME_SCALE") or (30 if WRAPPER else 1))
 
 
 # --------------------------------------------------------------------------
@@ -102,14 +114,93 @@ def unescape(s):
 
 
 def strata_binary():
-    """The binary under test, from $STRATA; skip when unset."""
+    """The binary under test, from $STRATA; skip when unset. Under
+    STRATA_WRAPPER: a script that runs it through the wrapper (see wrap_binary)."""
     exe = os.environ.get("STRATA", "")
     if not exe:
         skip_all("STRATA is not set (no strata binary to test yet)")
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         log("Bail out! STRATA=%s is not an executable file" % exe)
         sys.exit(1)
+    if WRAPPER:
+        return wrap_binary(os.path.abspath(exe))
     return exe
+
+
+VG_LOGS = None  # the valgrind log directory of this script, under a valgrind wrapper
+_WRAP_DIR = []  # the wrapper's directory, removed at exit unless it holds reports
+
+
+def wrap_binary(exe):
+    """A directory holding `strata`, a script that execs STRATA_WRAPPER + exe
+    (so the pid, and a signal sent to it, are strata's), and links to the other
+    files beside exe (strata.1). Everything that runs strata through the path
+    the tests get, also shells with that directory on PATH and mount.strata
+    through $STRATA, runs it wrapped. Returns the script's path."""
+    global VG_LOGS
+    d = tempfile.mkdtemp(prefix="wrap-", dir=cache_dir())
+    _WRAP_DIR.append(d)
+    argv = list(WRAPPER)
+    if MEMCHECK:
+        if any(a.startswith("--log-file") or a.startswith("--log-fd") or a.startswith("--xml") for a in argv):
+            log("Bail out! STRATA_WRAPPER: the harness sets valgrind's log file itself")
+            sys.exit(1)
+        VG_LOGS = os.path.join(d, "valgrind")
+        os.makedirs(VG_LOGS)
+        argv += ["-q", "--log-file=" + os.path.join(VG_LOGS, "%p.log")]
+    script = os.path.join(d, "strata")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nexec %s %s \"$@\"\n" % (" ".join(shlex.quote(a) for a in argv), shlex.quote(exe)))
+    os.chmod(script, 0o755)
+    src = os.path.dirname(exe)
+    for name in os.listdir(src):
+        if name != os.path.basename(exe) and os.path.isfile(os.path.join(src, name)):
+            os.symlink(os.path.join(src, name), os.path.join(d, name))
+    diag("strata runs under: %s" % " ".join(argv))
+    return script
+
+
+# Lines valgrind prints that are no finding in strata (a FUSE ioctl it does not model).
+_VG_BENIGN = re.compile(r"^==\d+== (Warning: noted but unhandled ioctl|   This could cause|   See README_MISSING"
+                        r"|Warning: set address range perms)")
+
+
+def memcheck_reports(final=False):
+    """Reports in the valgrind logs of processes that have ended (all of them
+    when final): [(pid, text)]. Read logs are removed, those with a report
+    are kept under VG_LOGS/reported/."""
+    if not VG_LOGS:
+        return []
+    out = []
+    for name in sorted(os.listdir(VG_LOGS)):
+        if not name.endswith(".log"):
+            continue
+        pid = int(name[:-4])
+        path = os.path.join(VG_LOGS, name)
+        if not final and os.path.exists("/proc/%d" % pid) and not _is_zombie(pid):
+            continue  # still running (a daemon): its leak check comes at its exit
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        lines = [l for l in text.splitlines() if l.strip() and not _VG_BENIGN.match(l)]
+        if lines:
+            out.append((pid, text))
+            os.makedirs(os.path.join(VG_LOGS, "reported"), exist_ok=True)
+            os.rename(path, os.path.join(VG_LOGS, "reported", name))
+        else:
+            os.unlink(path)
+    return out
+
+
+def memcheck_failure(reports):
+    msg = ["valgrind memcheck reported in %d process(es) (logs kept under %s):"
+           % (len(reports), os.path.join(VG_LOGS, "reported"))]
+    for pid, text in reports:
+        lines = text.splitlines()
+        msg.append("process %d:" % pid)
+        msg.extend("  " + l for l in lines[:60])
+        if len(lines) > 60:
+            msg.append("  ... %d more lines" % (len(lines) - 60))
+    return "\n".join(msg)
 
 
 def require_fuse():
@@ -129,6 +220,12 @@ def require_tools(*tools):
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         skip_all("missing tools: " + ", ".join(missing))
+
+
+def corpus_wanted(name):
+    """False when STRATA_ITEST_CORPUS (e.g. "demo,realistic") leaves corpus image `name` out."""
+    only = os.environ.get("STRATA_ITEST_CORPUS")
+    return not only or name in only.split(",")
 
 
 def cache_dir():
@@ -190,13 +287,17 @@ def daemon_pids(mnt):
         except OSError:
             continue
         if any(a and os.path.abspath(a.decode("utf-8", "surrogateescape")) == mnt for a in argv):
-            # Only processes that run strata (not this test, not fusermount3).
-            if argv and b"strata" in os.path.basename(argv[0]):
+            # Only processes that run strata (not this test, not fusermount3),
+            # also under a wrapper (valgrind's argv holds strata's after its own).
+            if argv and (b"strata" in os.path.basename(argv[0]) or
+                         (WRAPPER and b"valgrind" in os.path.basename(argv[0])
+                          and any(os.path.basename(a) == b"strata" for a in argv[1:]))):
                 pids.append(int(d))
     return pids
 
 
 def _run_quiet(argv, timeout):
+    timeout *= TIME_SCALE
     try:
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                               preexec_fn=_child_setup).returncode
@@ -226,7 +327,7 @@ def force_unmount(mnt, strata=None, notes=None):
         used.append("umount -l")
         _run_quiet(["umount", "-l", mnt], 10)
     # The daemon must go away after an unmount (15 s: it may be flushing its cache).
-    deadline = time.time() + 15
+    deadline = time.time() + 15 * TIME_SCALE
     left = [p for p in pids if os.path.exists("/proc/%d" % p)]
     while left and time.time() < deadline:
         time.sleep(0.05)
@@ -395,7 +496,8 @@ class Result:
 
 
 def run(argv, timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL, env=None):
-    """Run argv with a timeout; never raises on failure (see Result)."""
+    """Run argv with a timeout (times TIME_SCALE); never raises on failure (see Result)."""
+    timeout *= TIME_SCALE
     t0 = time.time()
     p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                          start_new_session=True, preexec_fn=_child_setup)
@@ -495,6 +597,7 @@ class Suite:
         self.n += 1
         t0 = time.time()
         _TEST_START[0] = uptime()
+        timeout *= TIME_SCALE
         try:
             with Watchdog(timeout) as wd:
                 try:
@@ -511,6 +614,9 @@ class Suite:
                     if e.errno in (107, 103):  # ENOTCONN, ECONNABORTED
                         raise Failure("the strata daemon died under the test (%s)%s" % (e, kernel_log_tail()))
                     raise Failure("unexpected OS error: %s\n%s" % (e, traceback.format_exc(limit=4)))
+            reports = memcheck_reports()
+            if reports:
+                raise Failure(memcheck_failure(reports))
             if isinstance(ret, str) and ret.startswith("SKIP"):
                 self.skipped += 1
                 log("ok %d - %s # %s" % (self.n, name, ret))
@@ -522,6 +628,9 @@ class Suite:
             self.failed.append(name)
             log("not ok %d - %s (%.1fs)%s" % (self.n, name, time.time() - t0, " (terminated)" if TERMINATED else ""))
             diag(str(e))
+            reports = memcheck_reports()
+            if reports:
+                diag(memcheck_failure(reports))
         except Terminated:
             self.failed.append(name)
             log("not ok %d - %s (terminated)" % (self.n, name))
@@ -536,6 +645,10 @@ class Suite:
 
     def finish(self):
         emergency_cleanup(kill_first=True)
+        reports = memcheck_reports(final=True)
+        if reports:
+            self.failed.append("memcheck after the last test")
+            diag(memcheck_failure(reports))
         log("1..%d" % self.n)
         took = time.time() - self.t0
         if TERMINATED and not self.failed:
@@ -546,10 +659,18 @@ class Suite:
                                                     ", ".join(self.failed)))
             sys.exit(1)
         if self.n and self.skipped == self.n:
+            self._remove_wrapper()
             diag("%s: every test skipped" % self.name)
             sys.exit(SKIP)
         diag("%s: all %d passed (%.0fs)" % (self.name, self.n, took))
+        self._remove_wrapper()
         sys.exit(0)
+
+    @staticmethod
+    def _remove_wrapper():
+        for d in _WRAP_DIR:
+            if not os.path.isdir(os.path.join(d, "valgrind", "reported")):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

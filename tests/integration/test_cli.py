@@ -62,7 +62,7 @@ def t_readme():
         for cmd, want in steps:
             cmd = cmd.replace("/tmp/strata-demo", mnt)
             p = subprocess.run(["bash", "-c", cmd], cwd=REPO, env=env, capture_output=True, text=True,
-                               timeout=120)
+                               timeout=120 * st.TIME_SCALE)
             got = (p.stdout + p.stderr).splitlines()
             i = 0
             for w in want:
@@ -123,7 +123,8 @@ def t_mount_helper():
     mnt = tempfile.mkdtemp(prefix="strata-helper-")
     try:
         p = subprocess.run([helper, DEMO, mnt, "-o", "ro,nofail,noauto,show_secrets,x-systemd.automount"],
-                           env=dict(os.environ, STRATA=STRATA), capture_output=True, text=True, timeout=60)
+                           env=dict(os.environ, STRATA=STRATA), capture_output=True, text=True,
+                           timeout=60 * st.TIME_SCALE)
         st.check(p.returncode == 0 and st.is_mounted(mnt), "mount.strata: %s" % p.stderr)
         with open(os.path.join(mnt, ".secrets", "by-rule", "github-pat-classic", "001")) as f:
             text = f.read()

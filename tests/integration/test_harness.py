@@ -326,6 +326,76 @@ def t_sigterm_unmounts_a_hung_mount():
     st.check(elapsed < 30, "the child took %.0fs to stop after SIGTERM:\n%s" % (elapsed, out))
 
 
+# --------------------------------------------------------------------------
+# STRATA_WRAPPER under valgrind (tools/memcheck): a report fails the test
+
+LEAKY = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void leak(void) { char *volatile p = malloc(77); p[0] = 1; p = NULL; }
+int main(int argc, char **argv)
+{
+	int *u = malloc(sizeof *u), status;
+	pid_t pid;
+	if (argc > 1 && argv[1][0] == 'u' && *u == 12345) /* an uninitialised read */
+		puts("?");
+	free(u);
+	pid = fork(); /* a leak in a forked child, as in the mount daemon */
+	if (pid == 0) {
+		if (argc > 1 && argv[1][0] == 'l')
+			leak();
+		exit(0);
+	}
+	waitpid(pid, &status, 0);
+	return 0;
+}
+"""
+
+WRAPPED_CHILD = r"""
+import os, sys
+sys.path.insert(0, %(here)r)
+import strata_test as st
+STRATA = st.strata_binary()
+
+def case(arg):
+    r = st.run([STRATA, arg])
+    st.check(r.rc in (0, 99), "rc %%s" %% r.rc)
+
+suite = st.Suite("wrapped")
+suite.run("clean", case, "c")
+suite.run("uninitialised", case, "u")
+suite.run("leak in a forked child", case, "l")
+suite.finish()
+"""
+
+
+def t_valgrind_wrapper_fails_tests():
+    if shutil.which("valgrind") is None or shutil.which("cc") is None:
+        return "SKIP no valgrind or cc"
+    d = tempfile.mkdtemp(prefix="wrapped-", dir=TMP)
+    exe = os.path.join(d, "strata")
+    with open(exe + ".c", "w") as f:
+        f.write(LEAKY)
+    r = subprocess.run(["cc", "-g", "-O0", "-o", exe, exe + ".c"], capture_output=True, text=True)
+    st.check(r.returncode == 0, "cannot build the leaky program: %s" % r.stderr)
+    script = os.path.join(d, "child.py")
+    with open(script, "w") as f:
+        f.write(WRAPPED_CHILD % {"here": HERE})
+    env = dict(os.environ, STRATA=exe, STRATA_ITEST_CACHE=d, STRATA_ITEST_TIME_SCALE="1",
+               STRATA_WRAPPER="valgrind --leak-check=full --show-leak-kinds=definite "
+                              "--errors-for-leak-kinds=definite")
+    r = st.run([sys.executable, script], timeout=120, env=env)
+    out = r.out.decode("utf-8", "replace")
+    st.check(r.rc == 1, "the wrapped suite exits %s, expected 1:\n%s" % (r.rc, out))
+    st.check("\nok 1 - clean" in out, "a clean run was reported:\n" + out)
+    st.check("not ok 2 - uninitialised" in out and "Conditional jump" in out,
+             "the uninitialised read was not reported:\n" + out)
+    st.check("not ok 3 - leak in a forked child" in out and "definitely lost" in out,
+             "the forked child's leak was not reported:\n" + out)
+
+
 suite.run("fixture images built", t_fixtures_built, timeout=300)
 suite.run("comparator: a tree equals itself", t_compare_self, timeout=120)
 suite.run("comparator: every planted difference is found", t_compare_altered, timeout=120)
@@ -338,5 +408,6 @@ suite.run("pread_check finds a changed byte", t_pread_check, timeout=60)
 suite.run("scripts skip (77) without STRATA", t_no_strata_means_skip, timeout=200)
 suite.run("a hung FUSE read: the watchdog unmounts, the next test runs", t_watchdog_unsticks_a_hung_read, timeout=180)
 suite.run("SIGTERM (meson's timeout) during a hung read unmounts", t_sigterm_unmounts_a_hung_mount, timeout=180)
+suite.run("STRATA_WRAPPER=valgrind: a report fails the test", t_valgrind_wrapper_fails_tests, timeout=180)
 shutil.rmtree(TMP, ignore_errors=True)
 suite.finish()

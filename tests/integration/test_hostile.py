@@ -185,12 +185,12 @@ def t_signals():
     mnt = tempfile.mkdtemp(prefix="strata-sig-")
     try:
         p = subprocess.Popen([STRATA, "mount", "-f", img, mnt], stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * st.TIME_SCALE
         while not st.is_mounted(mnt) and time.time() < deadline:
             time.sleep(0.05)
         st.check(st.is_mounted(mnt), "foreground mount came up")
         p.send_signal(signal.SIGTERM)
-        p.wait(timeout=20)
+        p.wait(timeout=20 * st.TIME_SCALE)
         st.check(not st.is_mounted(mnt), "SIGTERM unmounted")
 
         res = st.run([STRATA, "mount", img, mnt])
