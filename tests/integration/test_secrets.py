@@ -172,7 +172,9 @@ def t_status_while_scanning():
             text, took = status(mnt)
             slowest = max(slowest, took)
             seen_progress |= text.startswith("scanning:")
-            time.sleep(0.05)
+            # a full scan of this image takes a few tenths of a second on an
+            # idle machine: poll often enough to catch it in progress
+            time.sleep(0.002)
         t.join(600)
         st.check("summary.txt" in box.get("listing", []), "listing .secrets gave %s" % box.get("listing"))
         st.check(seen_progress, "status never showed a scan in progress")
