@@ -209,45 +209,67 @@ static int keep_mapping(struct cache *c, void *addr, size_t len)
 	return m ? 0 : -ENOMEM;
 }
 
+/*
+ * Opens and maps a cache file read-only. Returns 0 with the mapping, -ENOENT
+ * when there is no such file, or -EINVAL with *ret_why when it cannot be
+ * used: shorter than min_len, or not a regular file of this user that nobody
+ * else can write (the checksums find damage, not forgery; seek points hold
+ * ISA-L's decoder state, which is used as is).
+ */
+static int map_file(const char *path, size_t min_len, void **ret_map, size_t *ret_len,
+                    const char **ret_why)
+{
+	struct stat st;
+	void *map;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = -EINVAL;
+
+	if (fd < 0)
+		return -ENOENT;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < min_len) {
+		*ret_why = "truncated";
+		goto out;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) || !S_ISREG(st.st_mode)) {
+		*ret_why = "not a private file of this user";
+		goto out;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (map == MAP_FAILED) {
+		*ret_why = "cannot be mapped";
+		goto out;
+	}
+	*ret_map = map;
+	*ret_len = (size_t)st.st_size;
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
 int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct layer **ret_layer,
                      struct blob_digests *ret_digests, struct err *err)
 {
 	char *path = cache_path(c, key);
 	struct cache_header h;
 	struct layer *l = NULL;
-	struct stat st;
 	void *map = MAP_FAILED;
 	const char *why = NULL;
-	size_t used;
-	int fd = -1, r;
+	size_t used, len = 0;
+	int r;
 
 	if (!path)
 		return err_set(err, -ENOENT, "no cache key for %s", key ? key : "(no digest)");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	r = map_file(path, sizeof(h), &map, &len, &why);
+	if (r == -ENOENT) {
 		r = err_set(err, -ENOENT, "%s: not cached", key);
 		goto out;
 	}
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h)) {
-		why = "truncated";
+	if (r < 0)
 		goto corrupt;
-	}
-	/* The checksum finds damage, not forgery: only files that nobody but
-	 * this user could have written are trusted (seek points hold ISA-L's
-	 * decoder state, which is used as is). */
-	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) || !S_ISREG(st.st_mode)) {
-		why = "not a private file of this user";
-		goto corrupt;
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-	if (map == MAP_FAILED) {
-		why = "cannot be mapped";
-		goto corrupt;
-	}
 	/* Kept until cache_free even if what follows fails: the blob may by
 	 * then point into it, until its stream pass replaces the seek points. */
-	if ((r = keep_mapping(c, map, (size_t)st.st_size)) < 0) {
-		munmap(map, (size_t)st.st_size);
+	if ((r = keep_mapping(c, map, len)) < 0) {
+		munmap(map, len);
 		err_set(err, r, "out of memory");
 		goto out;
 	}
@@ -256,7 +278,7 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 		why = "another version";
 		goto corrupt;
 	}
-	if (h.total_len != (uint64_t)st.st_size || h.layer_len > h.total_len ||
+	if (h.total_len != (uint64_t)len || h.layer_len > h.total_len ||
 	    h.blob_len > h.total_len - h.layer_len ||
 	    sizeof(h) + h.layer_len + h.blob_len != h.total_len) {
 		why = "sizes are inconsistent";
@@ -287,7 +309,7 @@ int cache_load_layer(struct cache *c, const char *key, struct blob *b, struct la
 	 * is used from now on (a daemon that forks after opening starts empty
 	 * anyway: fork does not copy the page tables of file mappings).
 	 */
-	madvise(map, (size_t)st.st_size, MADV_DONTNEED);
+	madvise(map, len, MADV_DONTNEED);
 	if (ret_digests)
 		*ret_digests = h.digests;
 	*ret_layer = l;
@@ -300,8 +322,6 @@ corrupt:
 	r = err_set(err, -EINVAL, "cache file %s: %s; removed", path, why);
 out:
 	layer_free(l);
-	if (fd >= 0)
-		close(fd);
 	free(path);
 	return r;
 }
@@ -443,38 +463,30 @@ int cache_load_tree(struct cache *c, const char *const *digests, struct layer *c
 	struct buf key = BUF_INIT;
 	struct tree_cache_header h;
 	struct tree *t = NULL;
-	struct stat st;
 	void *map = MAP_FAILED;
 	const char *why = NULL;
 	char *path = NULL;
-	size_t body;
-	int fd = -1, r;
+	size_t body, len = 0;
+	int r;
 
 	if (tree_key(digests, n, &key) < 0 || !(path = tree_path(c, &key))) {
 		r = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	r = map_file(path, sizeof(h), &map, &len, &why);
+	if (r == -ENOENT) {
 		r = err_set(err, -ENOENT, "no cached tree");
 		goto out;
 	}
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h)) {
-		why = "truncated";
+	if (r < 0)
 		goto corrupt;
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-	if (map == MAP_FAILED) {
-		why = "cannot be mapped";
-		goto corrupt;
-	}
 	memcpy(&h, map, sizeof(h));
 	if (memcmp(h.magic, TREE_CACHE_MAGIC, 8) || h.version != TREE_CACHE_VERSION) {
 		why = "another version";
 		goto corrupt;
 	}
 	body = sizeof(h) + pad8(key.len);
-	if (h.total_len != (uint64_t)st.st_size || h.key_len != key.len || body > h.total_len ||
+	if (h.total_len != (uint64_t)len || h.key_len != key.len || body > h.total_len ||
 	    memcmp((const char *)map + sizeof(h), key.data, key.len)) {
 		why = "made for other layers, or its size is wrong";
 		goto corrupt;
@@ -489,7 +501,7 @@ int cache_load_tree(struct cache *c, const char *const *digests, struct layer *c
 		why = "contents do not validate";
 		goto corrupt;
 	}
-	if ((r = keep_mapping(c, map, (size_t)st.st_size)) < 0) {
+	if ((r = keep_mapping(c, map, len)) < 0) {
 		err_set(err, r, "out of memory");
 		goto out;
 	}
@@ -505,9 +517,7 @@ corrupt:
 out:
 	tree_free(t);
 	if (map != MAP_FAILED)
-		munmap(map, (size_t)st.st_size);
-	if (fd >= 0)
-		close(fd);
+		munmap(map, len);
 	free(path);
 	buf_release(&key);
 	return r;

@@ -221,6 +221,19 @@ static bool anchor_lit(struct parser *ps, struct info *c, const struct str *s, u
 	return anchor_add(c->anchors, &c->nanch, s->s, s->len, back);
 }
 
+/* Makes candidate c (a full set of anchors) the best one if it scores better. */
+static void take_if_better(struct parser *ps, struct info *best, struct info *c)
+{
+	c->anch = true;
+	score(ps, c);
+	if (better(c, best)) {
+		memcpy(best->anchors, c->anchors, c->nanch * sizeof(c->anchors[0]));
+		best->nanch = c->nanch;
+		memcpy(best->score, c->score, sizeof(c->score));
+		best->anch = true;
+	}
+}
+
 /* Offers the strings of a complete set, found at most `back` bytes in, as anchors. */
 static void offer_set(struct parser *ps, struct info *best, const struct info *seg, uint32_t back)
 {
@@ -231,16 +244,8 @@ static void offer_set(struct parser *ps, struct info *best, const struct info *s
 		return;
 	for (size_t i = 0; ok && i < seg->nset; i++)
 		ok = anchor_lit(ps, c, &seg->set[i], back);
-	if (ok) {
-		c->anch = true;
-		score(ps, c);
-		if (better(c, best)) {
-			memcpy(best->anchors, c->anchors, c->nanch * sizeof(c->anchors[0]));
-			best->nanch = c->nanch;
-			memcpy(best->score, c->score, sizeof(c->score));
-			best->anch = true;
-		}
-	}
+	if (ok)
+		take_if_better(ps, best, c);
 	free(c);
 }
 
@@ -257,16 +262,8 @@ static void offer_anchors(struct parser *ps, struct info *best, const struct inf
 		ok = part->anchors[i].back <= INF / 2 - back &&
 		     anchor_add(c->anchors, &c->nanch, part->anchors[i].s, part->anchors[i].len,
 		                part->anchors[i].back + back);
-	if (ok) {
-		c->anch = true;
-		score(ps, c);
-		if (better(c, best)) {
-			memcpy(best->anchors, c->anchors, c->nanch * sizeof(c->anchors[0]));
-			best->nanch = c->nanch;
-			memcpy(best->score, c->score, sizeof(c->score));
-			best->anch = true;
-		}
-	}
+	if (ok)
+		take_if_better(ps, best, c);
 	free(c);
 }
 

@@ -321,6 +321,15 @@ int main(void)
 		free(path);
 	}
 
+	/* a file that another user could have written */
+	cache_store_tree(c, digests, 2, built, NULL);
+	path = tree_file(dir, &file);
+	chmod(path, 0666);
+	CHECK(cache_load_tree(c, digests, layers, 2, &loaded, &err) == -EINVAL &&
+	          strstr(err.msg, "private"),
+	      "a world-writable tree file is refused: %s", err.msg);
+	free(path);
+
 	/* a flipped byte */
 	cache_store_tree(c, digests, 2, built, NULL);
 	path = tree_file(dir, &file);
