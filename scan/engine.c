@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "nested.h"
 #include "rules.h"
+#include "util.h"
 #include "vendor.h"
 
 #include <ctype.h>
@@ -545,18 +546,6 @@ void scan_finding_free(struct scan_finding *f)
 	free(f);
 }
 
-static const char *sdup(const char *s, bool *oom)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
-
 struct scan_finding *scan_finding_dup(const struct scan_finding *f)
 {
 	struct scan_finding *d = malloc(sizeof(*d));
@@ -565,25 +554,25 @@ struct scan_finding *scan_finding_dup(const struct scan_finding *f)
 	if (!d)
 		return NULL;
 	*d = *f;
-	d->rule_id = sdup(f->rule_id, &oom);
-	d->title = sdup(f->title, &oom);
-	d->category = sdup(f->category, &oom);
-	d->path = sdup(f->path, &oom);
-	d->visibility = sdup(f->visibility, &oom);
-	d->layer_digest = sdup(f->layer_digest, &oom);
-	d->created_by = sdup(f->created_by, &oom);
-	d->view_path = sdup(f->view_path, &oom);
-	d->secret = sdup(f->secret, &oom);
-	d->redacted = sdup(f->redacted, &oom);
-	d->why = sdup(f->why, &oom);
-	d->context = sdup(f->context, &oom);
-	d->context_raw = sdup(f->context_raw, &oom);
-	d->fingerprint = sdup(f->fingerprint, &oom);
-	d->pubkey_sha256 = sdup(f->pubkey_sha256, &oom);
-	d->cert_subject = sdup(f->cert_subject, &oom);
-	d->cert_issuer = sdup(f->cert_issuer, &oom);
-	d->cert_not_before = sdup(f->cert_not_before, &oom);
-	d->cert_not_after = sdup(f->cert_not_after, &oom);
+	d->rule_id = scan_strdup(f->rule_id, &oom);
+	d->title = scan_strdup(f->title, &oom);
+	d->category = scan_strdup(f->category, &oom);
+	d->path = scan_strdup(f->path, &oom);
+	d->visibility = scan_strdup(f->visibility, &oom);
+	d->layer_digest = scan_strdup(f->layer_digest, &oom);
+	d->created_by = scan_strdup(f->created_by, &oom);
+	d->view_path = scan_strdup(f->view_path, &oom);
+	d->secret = scan_strdup(f->secret, &oom);
+	d->redacted = scan_strdup(f->redacted, &oom);
+	d->why = scan_strdup(f->why, &oom);
+	d->context = scan_strdup(f->context, &oom);
+	d->context_raw = scan_strdup(f->context_raw, &oom);
+	d->fingerprint = scan_strdup(f->fingerprint, &oom);
+	d->pubkey_sha256 = scan_strdup(f->pubkey_sha256, &oom);
+	d->cert_subject = scan_strdup(f->cert_subject, &oom);
+	d->cert_issuer = scan_strdup(f->cert_issuer, &oom);
+	d->cert_not_before = scan_strdup(f->cert_not_before, &oom);
+	d->cert_not_after = scan_strdup(f->cert_not_after, &oom);
 	if (oom) {
 		scan_finding_free(d);
 		return NULL;

@@ -6,22 +6,11 @@
  * its PCRE2 codes and can be freed on its own.
  */
 #include "rules.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *xdup(const char *s, bool *oom)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
 
 static char **strv_dup(char *const *v, size_t n, bool *oom)
 {
@@ -32,7 +21,7 @@ static char **strv_dup(char *const *v, size_t n, bool *oom)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++)
-		d[i] = xdup(v[i], oom);
+		d[i] = scan_strdup(v[i], oom);
 	return d;
 }
 
@@ -41,10 +30,10 @@ static int allow_dup(struct scan_allow *d, const struct scan_allow *s, struct sc
 	bool oom = false;
 	int rc;
 
-	d->id = xdup(s->id, &oom);
-	d->description = xdup(s->description, &oom);
-	d->regex_src = xdup(s->regex_src, &oom);
-	d->path_src = xdup(s->path_src, &oom);
+	d->id = scan_strdup(s->id, &oom);
+	d->description = scan_strdup(s->description, &oom);
+	d->regex_src = scan_strdup(s->regex_src, &oom);
+	d->path_src = scan_strdup(s->path_src, &oom);
 	if (oom)
 		return -ENOMEM;
 	if (d->regex_src && (rc = scan_rules_compile_regex(d->regex_src, &d->regex, "allow", e)))
@@ -65,17 +54,17 @@ static int rule_dup(struct scan_rule **out, const struct scan_rule *s, struct sc
 	*out = d;
 	if (!d)
 		return -ENOMEM;
-	d->id = xdup(s->id, &oom);
-	d->title = xdup(s->title, &oom);
-	d->category = xdup(s->category, &oom);
+	d->id = scan_strdup(s->id, &oom);
+	d->title = scan_strdup(s->title, &oom);
+	d->category = scan_strdup(s->category, &oom);
 	d->severity = s->severity;
 	d->keywords = strv_dup(s->keywords, s->nkeywords, &oom);
 	d->nkeywords = s->nkeywords;
-	d->regex_src = xdup(s->regex_src, &oom);
-	d->group_name = xdup(s->group_name, &oom);
-	d->path_src = xdup(s->path_src, &oom);
+	d->regex_src = scan_strdup(s->regex_src, &oom);
+	d->group_name = scan_strdup(s->group_name, &oom);
+	d->path_src = scan_strdup(s->path_src, &oom);
 	d->entropy = s->entropy;
-	d->validate_name = xdup(s->validate_name, &oom);
+	d->validate_name = scan_strdup(s->validate_name, &oom);
 	d->context_only = s->context_only;
 	d->ex_match = strv_dup(s->ex_match, s->nex_match, &oom);
 	d->nex_match = s->nex_match;

@@ -358,3 +358,15 @@ const char *scan_example_value(const char *s, size_t len)
 			return "placeholder value";
 	return NULL;
 }
+
+char *scan_strdup(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}

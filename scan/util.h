@@ -28,6 +28,9 @@ void scan_buf_printf(struct scan_buf *b, const char *fmt, ...)
 /* Returns the NUL-terminated string (owned by the caller) or NULL on OOM. */
 char *scan_buf_steal(struct scan_buf *b);
 
+/* strdup that passes NULL through and sets *oom when it runs out of memory. */
+char *scan_strdup(const char *s, bool *oom);
+
 void scan_sha256_hex(const void *d, size_t n, char out[65]);
 void scan_hex(const uint8_t *d, size_t n, char *out);
 /* Base64 (standard or url-safe alphabet, whitespace and padding tolerated).
