@@ -326,10 +326,6 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* As for files: from now on the kernel opens directories itself, with
-	 * their listings cached; .secrets/ then runs its scan in readdir. */
-	if (vfs_of(req)->no_opendir)
-		return (void)fuse_reply_err(req, ENOSYS);
 	if (ino_view(ino) == VIEW_SECRETS)
 		return vsec_opendir(req, vfs_of(req), ino_node(ino), fi);
 	fi->cache_readdir = 1;
@@ -342,7 +338,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct vfs *v = userdata;
 
 	v->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
-	v->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 	/* .secrets/status changes under one inode: its size or mtime moving
 	 * must drop its cached pages (there is no open to say direct_io) */
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)

@@ -41,7 +41,6 @@ struct vfs {
 	 * per file, not per open handle, as there are none.
 	 */
 	int no_open;
-	int no_opendir; /* the same for directories */
 	pthread_mutex_t track_lock;
 	struct vsec_track **tracks; /* hash buckets, made on first use */
 	uint32_t ntracks;
