@@ -324,6 +324,11 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
+/*
+ * Unlike files, directories keep their OPENDIR round trip (no
+ * FUSE_CAP_NO_OPENDIR_SUPPORT): .secrets/ runs its full scan here, where
+ * no directory lock is held.
+ */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (ino_view(ino) == VIEW_SECRETS)

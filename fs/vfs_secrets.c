@@ -212,10 +212,10 @@ reply:
 }
 
 /*
- * Where the kernel still sends opendir (no FUSE_CAP_NO_OPENDIR_SUPPORT),
- * opening a directory of .secrets/ runs the full scan: open holds no lock on
- * the directory. Otherwise readdir runs it, under the directory lock taken
- * shared, as lookups take it: status stays readable either way.
+ * Opening a directory of .secrets/ runs the full scan: open holds no lock on
+ * the directory, unlike readdir (there a scan was seen to hold up the first
+ * lookup of status), so status stays readable. This is why directories are
+ * still opened through the daemon (see op_opendir).
  */
 void vsec_opendir(fuse_req_t req, struct vfs *v, uint32_t dir, struct fuse_file_info *fi)
 {
