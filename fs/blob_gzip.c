@@ -86,6 +86,17 @@ static const char *isal_strerror(int r)
 /* The bytes of struct inflate_state a snapshot keeps: all but the unused
  * tail of tmp_out_buffer. */
 #define SNAP_FIXED offsetof(struct inflate_state, tmp_out_buffer)
+/*
+ * Snapshots are taken only in ISA-L's plain streaming state: the last 32 KiB
+ * of output as history at the start of tmp_out_buffer, then at most the few
+ * bytes of a literal run or match that overflowed the output (what a call
+ * leaves when it filled an output buffer of 32 KiB or more). Other
+ * bookkeeping made ISA-L copy between overlapping ranges of its own state
+ * (fuzz_cache), so an imported snapshot must be in this state too. When a
+ * stop is not, the pass stops again every SNAP_RETRY bytes.
+ */
+#define SNAP_RETRY       (64u * 1024)
+#define SNAP_MAX_PENDING (258u + 4u) /* a whole match, or four literals */
 
 static uint32_t snap_u32(const unsigned char *snap, size_t off)
 {
@@ -121,7 +132,8 @@ int gz_snapshot_check(const unsigned char *snap, size_t len)
 	bits = (int32_t)SNAP_FIELD(snap, read_in_length);
 	type0_len = (int32_t)SNAP_FIELD(snap, type0_block_len);
 	memcpy(&tmp_in, snap + offsetof(struct inflate_state, tmp_in_size), sizeof(tmp_in));
-	if (valid != len - SNAP_FIXED || processed > valid)
+	if (valid != len - SNAP_FIXED || processed != ISAL_DEF_HIST_SIZE || valid < processed ||
+	    valid - processed > SNAP_MAX_PENDING)
 		return -EINVAL;
 	if (state != ISAL_BLOCK_NEW_HDR && state != ISAL_BLOCK_HDR && state != ISAL_BLOCK_TYPE0 &&
 	    state != ISAL_BLOCK_CODED)
@@ -271,27 +283,35 @@ static int isal_record_snapshot(struct dec *d, struct err *err)
 {
 	const struct inflate_state *st = d->isal;
 	struct blob_point p = {.kind = POINT_SNAPSHOT};
-	struct inflate_state *snap;
+	struct inflate_state copy;
+	unsigned char *snap;
 	size_t len;
 	int r;
 
 	if ((st->block_state != ISAL_BLOCK_NEW_HDR && st->block_state != ISAL_BLOCK_HDR &&
 	     st->block_state != ISAL_BLOCK_TYPE0 && st->block_state != ISAL_BLOCK_CODED) ||
-	    st->write_overflow_len || st->copy_overflow_length)
+	    st->write_overflow_len || st->copy_overflow_length ||
+	    st->tmp_out_processed != ISAL_DEF_HIST_SIZE ||
+	    st->tmp_out_valid < st->tmp_out_processed ||
+	    (uint32_t)(st->tmp_out_valid - st->tmp_out_processed) > SNAP_MAX_PENDING)
 		return 0;
-	len = SNAP_FIXED + st->tmp_out_valid;
+	len = SNAP_FIXED + (size_t)st->tmp_out_valid;
 	snap = malloc(len);
 	if (!snap)
 		return err_set(err, -ENOMEM, "gzip: out of memory for a seek point");
-	memcpy(snap, st, len);
 	/* Pointers mean nothing in another process; zero keeps the cache
 	 * file the same from run to run. */
-	snap->next_in = snap->next_out = NULL;
-	snap->avail_in = snap->avail_out = 0;
+	memcpy(&copy, st, offsetof(struct inflate_state, lit_huff_code));
+	copy.next_in = copy.next_out = NULL;
+	copy.avail_in = copy.avail_out = 0;
+	memcpy(snap, &copy, offsetof(struct inflate_state, lit_huff_code));
+	memcpy(snap + offsetof(struct inflate_state, lit_huff_code),
+	       (const unsigned char *)st + offsetof(struct inflate_state, lit_huff_code),
+	       len - offsetof(struct inflate_state, lit_huff_code));
 	p.in = dec_stored_pos(d);
 	p.out = d->out_pos;
 	p.len = (uint32_t)len;
-	p.data = (unsigned char *)snap;
+	p.data = snap;
 	r = dec_add_point(d, &p, err);
 	if (r < 0)
 		free(snap);
@@ -539,6 +559,10 @@ ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 				if (d->record && since < BLOB_SEEK_SPAN &&
 				    BLOB_SEEK_SPAN - since < room)
 					room = BLOB_SEEK_SPAN - since;
+				/* a snapshot is overdue (the last stop was not in
+				 * the one state snapshots are taken in): stop again soon */
+				else if (d->record && since >= BLOB_SEEK_SPAN && room > SNAP_RETRY)
+					room = SNAP_RETRY;
 				n = isal_body(d, buf + got, room, err);
 				if (n < 0)
 					return n;
