@@ -90,9 +90,9 @@ static const char *isal_strerror(int r)
  * Snapshots are taken only in ISA-L's plain streaming state: the last 32 KiB
  * of output as history at the start of tmp_out_buffer, then at most the few
  * bytes of a literal run or match that overflowed the output (what a call
- * leaves when it filled an output buffer of 32 KiB or more). Other
- * bookkeeping made ISA-L copy between overlapping ranges of its own state
- * (fuzz_cache), so an imported snapshot must be in this state too. When a
+ * leaves when it filled an output buffer of 32 KiB or more). That keeps what
+ * an imported snapshot may hold small enough to check in full
+ * (gz_snapshot_check), so an imported one must be in this state too. When a
  * stop is not, the pass stops again every SNAP_RETRY bytes.
  */
 #define SNAP_RETRY       (64u * 1024)
@@ -163,6 +163,14 @@ int gz_snapshot_check(const unsigned char *snap, size_t len)
 #define DIST_SHORT_LEN(e)   ((e) >> 11)
 #define DIST_SHORT_FLAG     (1u << 10)
 #define DIST_SYM_OK(s)      (((s)&31u) < 30u && ((s) >> 5) <= 13u) /* symbol, extra bits */
+/*
+ * A distance entry without a code holds the code length of an invalid symbol
+ * (30, 31), or 0. The asm decoder compares that value with the bits it holds
+ * to tell "invalid symbol" from "out of input", and from its fast loop the
+ * latter restores an output pointer it never saved in that call: any larger
+ * value sent ISA-L writing through a stale pointer (fuzz_cache).
+ */
+#define DIST_NOCODE_MAX 15u
 
 static bool lit_entry_ok(uint32_t e)
 {
@@ -214,8 +222,11 @@ static bool snapshot_tables_ok(const struct inflate_state *st)
 		uint16_t e = dist->short_code_lookup[i];
 		uint32_t maxlen = DIST_SHORT_LEN(e), idx = e & 0x1ffu;
 
-		if (maxlen == 0)
+		if (maxlen == 0) {
+			if (e > DIST_NOCODE_MAX)
+				return false;
 			continue;
+		}
 		if (!(e & DIST_SHORT_FLAG)) {
 			if (maxlen > 15 || !DIST_SYM_OK(idx))
 				return false;
@@ -226,7 +237,8 @@ static bool snapshot_tables_ok(const struct inflate_state *st)
 			return false;
 		for (uint32_t k = 0; k < 1u << (maxlen - ISAL_DECODE_SHORT_BITS); k++) {
 			uint16_t de = dist->long_code_lookup[idx + k];
-			if ((de >> 10) != 0 && ((de >> 10) > 15 || !DIST_SYM_OK(de & 0x1ffu)))
+			if ((de >> 10) == 0 ? de > DIST_NOCODE_MAX
+			                    : (de >> 10) > 15 || !DIST_SYM_OK(de & 0x1ffu))
 				return false;
 		}
 	}

@@ -790,27 +790,45 @@ static void test_index_refusal(const struct buf *d)
 	}
 	if (bad[64] == 3 &&
 	    ((const struct inflate_state *)(idx + 48 + 24))->block_state == ISAL_BLOCK_CODED) {
-		/* Tables are checked when a snapshot is used: a forged hint into
-		 * the long table makes the read fail, never reach past it. */
+		/* Tables are checked when a snapshot is used: a forged entry
+		 * makes the read fail, never reach past the state. */
 		const size_t st = 48 + 24;
-		struct blob *bt = NULL;
-		unsigned char got[4096];
+		static const struct {
+			const char *what;
+			size_t at;
+			uint32_t value;
+			size_t size;
+		} forge[] = {
+		    /* flag, max length 62, index 2^25-1 */
+		    {"a literal hint far past the long table",
+		     offsetof(struct inflate_state, lit_huff_code.short_code_lookup[77]),
+		     0xfbffffffu, 4},
+		    /* no code, but a value ISA-L's builder never leaves there */
+		    {"a distance entry without a code holding 1094",
+		     offsetof(struct inflate_state, dist_huff_code.short_code_lookup[5]), 1094, 2},
+		};
 		uint64_t at = get64(idx + 48 + 8);
-		uint32_t forged = 0xfbffffffu; /* flag, max length 62, index 2^25-1 */
-		ssize_t n;
 
-		memcpy(bad, idx, len);
-		memcpy(bad + st +
-		           offsetof(struct inflate_state, lit_huff_code.short_code_lookup[77]),
-		       &forged, sizeof(forged));
-		if (blob_open(fd, off, z.len, NULL, &bt, &e) < 0)
-			abort();
-		CHECK(blob_index_import(bt, bad, len, &e) == 0,
-		      "forged tables pass the import (%s)", e.msg);
-		n = blob_pread(bt, got, sizeof(got), at + 1000, &e);
-		CHECK(n == -EIO && strstr(e.msg, "tables"), "and reading through them fails: %s",
-		      e.msg);
-		blob_free(bt);
+		for (size_t i = 0; i < sizeof(forge) / sizeof(forge[0]); i++) {
+			struct blob *bt = NULL;
+			unsigned char got[4096];
+			uint16_t v16 = (uint16_t)forge[i].value;
+			ssize_t n;
+
+			e = (struct err){0};
+			memcpy(bad, idx, len);
+			memcpy(bad + st + forge[i].at,
+			       forge[i].size == 4 ? (const void *)&forge[i].value : &v16,
+			       forge[i].size);
+			if (blob_open(fd, off, z.len, NULL, &bt, &e) < 0)
+				abort();
+			CHECK(blob_index_import(bt, bad, len, &e) == 0,
+			      "tables with %s pass the import (%s)", forge[i].what, e.msg);
+			n = blob_pread(bt, got, sizeof(got), at + 1000, &e);
+			CHECK(n == -EIO && strstr(e.msg, "tables"),
+			      "and reading through them fails: %s", e.msg);
+			blob_free(bt);
+		}
 	}
 	CHECK(bad[64] == 3 || !strcmp(engine, "zlib"), "with ISA-L, the first point is a snapshot");
 	setenv("STRATA_BLOB_ZLIB", "1", 1);
