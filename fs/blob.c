@@ -224,7 +224,7 @@ static int dec_start(struct dec *d, const struct blob_point *p, struct err *err)
 	return r;
 }
 
-static ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
+ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err)
 {
 	ssize_t n = d->b->comp == BLOB_GZIP ? gz_read(d, buf, cap, err) : zs_read(d, buf, cap, err);
 
@@ -316,13 +316,14 @@ int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err)
 struct blob_stream {
 	struct blob *b;
 	struct dec *d;
-	struct hasher *h;
+	struct pass *p;
+	uint64_t stored_at; /* progress: stored bytes read for the output handed out */
 	bool ended, finished;
 };
 
 uint64_t blob_stream_stored_offset(const struct blob_stream *s)
 {
-	return s->d ? s->d->in_off : 0;
+	return s->stored_at;
 }
 
 void blob_stream_free(struct blob_stream *s)
@@ -330,7 +331,7 @@ void blob_stream_free(struct blob_stream *s)
 
 	if (!s)
 		return;
-	hasher_free(s->h);
+	pass_free(s->p);
 	pthread_mutex_lock(&s->b->lock);
 	s->b->streaming = false;
 	pthread_mutex_unlock(&s->b->lock);
@@ -364,10 +365,13 @@ int blob_stream_open(struct blob *b, struct blob_stream **ret_stream, struct err
 		goto out;
 	}
 	s->d->record = true;
-	r = hasher_start(b, b->comp == BLOB_RAW ? 0 : STREAM_OUT_CAP, &s->h, err);
+	r = dec_start(s->d, &start_point, err);
 	if (r < 0)
 		goto out;
-	r = dec_start(s->d, &start_point, err);
+	if (b->comp == BLOB_RAW)
+		r = pass_start(b, NULL, 0, &s->p, err);
+	else
+		r = pass_start(b, s->d, STREAM_OUT_CAP, &s->p, err);
 	if (r < 0)
 		goto out;
 	*ret_stream = s;
@@ -393,16 +397,11 @@ ssize_t blob_stream_next(struct blob_stream *s, const void **ret_data, struct er
 		*ret_data = d->in;
 		d->in_pos = d->in_len;
 		d->out_pos += n;
+		s->stored_at = d->in_off;
 	} else {
-		size_t cap;
-		unsigned char *out = hasher_buffer(s->h, &cap);
-
-		n = dec_read(d, out, cap, err);
+		n = pass_next(s->p, ret_data, &s->stored_at, err);
 		if (n < 0)
 			return n;
-		if (n)
-			hasher_queue(s->h, (size_t)n);
-		*ret_data = out;
 	}
 	if (!n)
 		s->ended = true;
@@ -426,9 +425,9 @@ int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, 
 		;
 	if (n < 0)
 		return (int)n;
-	/* The hasher reads the stored bytes to the end of the blob, past the
+	/* The pass reads the stored bytes to the end of the blob, past the
 	 * compressed data: what follows it is part of the layer digest. */
-	r = hasher_finish(s->h, dg.stored, b->comp == BLOB_RAW ? NULL : dg.decompressed, err);
+	r = pass_finish(s->p, dg.stored, b->comp == BLOB_RAW ? NULL : dg.decompressed, err);
 	if (r < 0)
 		return r;
 	if (b->comp == BLOB_RAW)

@@ -124,18 +124,28 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err);
 int dec_check_limits(struct dec *d, struct err *err);
 int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err);
 
-/* The digests of a stream pass, on a thread of their own (blob_hash.c). */
-struct hasher;
-/* out_cap: size of the output buffers to hash; 0 hashes the stored bytes only. */
-int hasher_start(const struct blob *b, size_t out_cap, struct hasher **ret_hasher, struct err *err);
-/* The buffer to decompress into next (waits while all are queued). */
-unsigned char *hasher_buffer(struct hasher *h, size_t *ret_cap);
-/* Queues the first len bytes of the buffer hasher_buffer gave. */
-void hasher_queue(struct hasher *h, size_t len);
-/* Waits for everything to be hashed; out NULL when no output was hashed. */
-int hasher_finish(struct hasher *h, unsigned char stored[32], unsigned char out[32],
-                  struct err *err);
-void hasher_free(struct hasher *h);
+/* Decompresses the next bytes into buf; 0 at the end of the stream. */
+ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
+
+/*
+ * The stream pass's decompressing and hashing (blob_pass.c), on threads of
+ * their own for all but small blobs. d is the pass's decoder, started at the
+ * blob's start and owned by the caller, who must not touch it between
+ * pass_start and pass_finish; NULL when the stored bytes are the output
+ * (the caller reads them; only the stored digest is taken).
+ */
+struct pass;
+int pass_start(const struct blob *b, struct dec *d, size_t out_cap, struct pass **ret_pass,
+               struct err *err);
+/*
+ * The next piece of output, valid until the next call: its length (0 at the
+ * end) or a negative errno; *ret_stored_at is how far into the stored bytes
+ * the decoder had read when it ended.
+ */
+ssize_t pass_next(struct pass *p, const void **ret_data, uint64_t *ret_stored_at, struct err *err);
+/* After pass_next returned 0: both digests (out NULL when d was NULL). */
+int pass_finish(struct pass *p, unsigned char stored[32], unsigned char out[32], struct err *err);
+void pass_free(struct pass *p);
 
 int gz_start(struct dec *d, const struct blob_point *p, struct err *err);
 ssize_t gz_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
