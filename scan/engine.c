@@ -14,6 +14,7 @@
  * which comes back here for each member.
  */
 #include "engine.h"
+#include "finding.h"
 #include "nested.h"
 #include "rules.h"
 #include "util.h"
@@ -80,10 +81,8 @@ struct bufscan {
 	bool *cands_unsorted;
 	struct win *leadrun; /* per rule: the last run of lead bytes walked, [s, e) */
 	bool oom;
-	size_t *nl; /* offsets of '\n', built on first need */
-	size_t nnl;
-	bool nl_built;
-	struct seen last; /* the previous accepted match */
+	struct finding_lines lines; /* where its lines are, for findings */
+	struct seen last;           /* the previous accepted match */
 	bool have_last;
 	unsigned nfound;
 	unsigned ncontext;
@@ -371,215 +370,6 @@ static void on_hit(uint32_t tag, size_t start, size_t end, void *opaque)
 	add_cand(b, t->rule, lo, start);
 }
 
-/* ---- positions and context ------------------------------------------------ */
-
-static void build_nl(struct bufscan *b)
-{
-	size_t cap = 0;
-	const uint8_t *p = b->d, *end = b->d + b->len;
-
-	b->nl_built = true;
-	while ((p = memchr(p, '\n', (size_t)(end - p)))) {
-		if (b->nnl == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			size_t *n = realloc(b->nl, nc * sizeof(*n));
-
-			if (!n) {
-				b->oom = true;
-				return;
-			}
-			b->nl = n;
-			cap = nc;
-		}
-		b->nl[b->nnl++] = (size_t)(p - b->d);
-		p++;
-	}
-}
-
-/* 1-based line of a byte offset: one more than the newlines before it. */
-static size_t line_of(struct bufscan *b, size_t off)
-{
-	size_t lo = 0, hi;
-
-	if (!b->nl_built)
-		build_nl(b);
-	hi = b->nnl;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (b->nl[mid] < off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo + 1;
-}
-
-static size_t line_start(struct bufscan *b, size_t line)
-{
-	return line <= 1 ? 0 : b->nl[line - 2] + 1;
-}
-
-static size_t line_end(struct bufscan *b, size_t line)
-{
-	return line - 1 < b->nnl ? b->nl[line - 1] : b->len;
-}
-
-static void add_clean(struct scan_buf *o, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char c = (char)p[i];
-
-		if (c == '\t')
-			c = ' ';
-		else if (p[i] < 0x20 || p[i] >= 0x7f)
-			c = '.';
-		scan_buf_add(o, &c, 1);
-	}
-}
-
-static void add_clean_keep_nl(struct scan_buf *o, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n')
-			scan_buf_add(o, "\n", 1);
-		else if (p[i] != '\r')
-			add_clean(o, p + i, 1);
-	}
-}
-
-/* A few lines around [ss, se), each cut to SCAN_CONTEXT_WIDTH; the secret
- * itself replaced by its redacted form, or kept (raw). */
-static char *context(struct bufscan *b, size_t ss, size_t se, const char *redacted, bool raw)
-{
-	struct scan_buf o = {0};
-	size_t l1 = line_of(b, ss), l2 = line_of(b, se ? se - 1 : se), from, to;
-	const size_t half = SCAN_CONTEXT_WIDTH / 2;
-
-	from = l1 > SCAN_CONTEXT_LINES ? l1 - SCAN_CONTEXT_LINES : 1;
-	to = l2 + SCAN_CONTEXT_LINES;
-	if (to > b->nnl + 1)
-		to = b->nnl + 1;
-	for (size_t l = from; l <= to && !b->oom; l++) {
-		size_t a = line_start(b, l), z = line_end(b, l);
-
-		if (l < l1 || l > l2) {
-			add_clean(&o, b->d + a,
-			          z - a < SCAN_CONTEXT_WIDTH ? z - a : SCAN_CONTEXT_WIDTH);
-		} else if (l == l1) {
-			size_t pre = ss - a > half ? half : ss - a, ze = line_end(b, l2);
-			size_t post = ze - se > half ? half : ze - se;
-
-			add_clean(&o, b->d + ss - pre, pre);
-			if (raw)
-				add_clean_keep_nl(&o, b->d + ss, se - ss);
-			else
-				scan_buf_puts(&o, redacted);
-			add_clean(&o, b->d + se, post);
-			l = l2; /* the secret's other lines are inside it */
-		}
-		if (l < to)
-			scan_buf_puts(&o, "\n");
-	}
-	return scan_buf_steal(&o);
-}
-
-/* "ghp_…(40)": enough to recognise, too little to use. Short secrets show less. */
-static char *redact(const char *s, size_t len)
-{
-	size_t show = len >= 8 ? 4 : len / 2;
-	char head[5];
-	char *out;
-
-	for (size_t i = 0; i < show; i++)
-		head[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
-	head[show] = '\0';
-	if (asprintf(&out, "%s\u2026(%zu)", head, len) < 0)
-		return NULL;
-	return out;
-}
-
-static char *fingerprint(const char *rule, const char *secret, size_t slen, const char *path)
-{
-	struct scan_buf b = {0};
-	char hex[65], *s;
-
-	scan_buf_puts(&b, rule);
-	scan_buf_add(&b, "", 1);
-	scan_buf_add(&b, secret, slen);
-	scan_buf_add(&b, "", 1);
-	scan_buf_puts(&b, path);
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
-	scan_sha256_hex(b.p, b.len, hex);
-	free(b.p);
-	hex[32] = '\0';
-	s = strdup(hex);
-	return s;
-}
-
-void scan_finding_free(struct scan_finding *f)
-{
-	if (!f)
-		return;
-	free((char *)f->rule_id);
-	free((char *)f->title);
-	free((char *)f->category);
-	free((char *)f->path);
-	free((char *)f->visibility);
-	free((char *)f->layer_digest);
-	free((char *)f->created_by);
-	free((char *)f->view_path);
-	free((char *)f->secret);
-	free((char *)f->redacted);
-	free((char *)f->why);
-	free((char *)f->context);
-	free((char *)f->context_raw);
-	free((char *)f->fingerprint);
-	free((char *)f->pubkey_sha256);
-	free((char *)f->cert_subject);
-	free((char *)f->cert_issuer);
-	free((char *)f->cert_not_before);
-	free((char *)f->cert_not_after);
-	free(f);
-}
-
-struct scan_finding *scan_finding_dup(const struct scan_finding *f)
-{
-	struct scan_finding *d = malloc(sizeof(*d));
-	bool oom = false;
-
-	if (!d)
-		return NULL;
-	*d = *f;
-	d->rule_id = scan_strdup(f->rule_id, &oom);
-	d->title = scan_strdup(f->title, &oom);
-	d->category = scan_strdup(f->category, &oom);
-	d->path = scan_strdup(f->path, &oom);
-	d->visibility = scan_strdup(f->visibility, &oom);
-	d->layer_digest = scan_strdup(f->layer_digest, &oom);
-	d->created_by = scan_strdup(f->created_by, &oom);
-	d->view_path = scan_strdup(f->view_path, &oom);
-	d->secret = scan_strdup(f->secret, &oom);
-	d->redacted = scan_strdup(f->redacted, &oom);
-	d->why = scan_strdup(f->why, &oom);
-	d->context = scan_strdup(f->context, &oom);
-	d->context_raw = scan_strdup(f->context_raw, &oom);
-	d->fingerprint = scan_strdup(f->fingerprint, &oom);
-	d->pubkey_sha256 = scan_strdup(f->pubkey_sha256, &oom);
-	d->cert_subject = scan_strdup(f->cert_subject, &oom);
-	d->cert_issuer = scan_strdup(f->cert_issuer, &oom);
-	d->cert_not_before = scan_strdup(f->cert_not_before, &oom);
-	d->cert_not_after = scan_strdup(f->cert_not_after, &oom);
-	if (oom) {
-		scan_finding_free(d);
-		return NULL;
-	}
-	return d;
-}
-
 /* ---- one match ------------------------------------------------------------ */
 
 static const char *vendor_pkg(struct scan_ctx *c)
@@ -674,22 +464,22 @@ static void on_match(struct bufscan *b, uint32_t ri, size_t ms, size_t me, size_
 	f.created_by = w ? w->created_by : NULL;
 	f.view_path = w ? w->view_path : NULL;
 	f.offset = ss;
-	f.line = line_of(b, ss);
-	f.column = ss - line_start(b, f.line) + 1;
+	f.line = finding_line_of(&b->lines, ss);
+	f.column = ss - finding_line_start(&b->lines, f.line) + 1;
 	f.secret = sec;
 	f.secret_len = slen;
-	f.redacted = redact(secret, slen);
+	f.redacted = finding_redact(secret, slen);
 	f.why = scan_buf_steal(&why);
-	f.context = f.redacted ? context(b, ss, se, f.redacted, false) : NULL;
-	f.context_raw = context(b, ss, se, NULL, true);
-	f.fingerprint = fingerprint(r->id, secret, slen, b->path);
+	f.context = f.redacted ? finding_context(&b->lines, ss, se, f.redacted, false) : NULL;
+	f.context_raw = finding_context(&b->lines, ss, se, NULL, true);
+	f.fingerprint = finding_fingerprint(r->id, secret, slen, b->path);
 	f.pubkey_sha256 = v.pubkey_sha256[0] ? v.pubkey_sha256 : NULL;
 	f.cert_subject = v.cert_subject;
 	f.cert_issuer = v.cert_issuer;
 	f.cert_not_before = v.cert_not_before;
 	f.cert_not_after = v.cert_not_after;
 	if (!sec || !f.redacted || !f.why || !f.context || !f.context_raw || !f.fingerprint ||
-	    b->oom) {
+	    b->oom || b->lines.oom) {
 		c->rc = -ENOMEM;
 	} else {
 		if (!r->context_only) {
@@ -813,7 +603,8 @@ static void run_rule_anchored(struct bufscan *b, uint32_t ri)
 static int scan_raw(struct scan_ctx *c, const char *path, const uint8_t *d, size_t len)
 {
 	const struct scan_rules *rs = c->s->rules;
-	struct bufscan b = {.c = c, .path = path, .d = d, .len = len};
+	struct bufscan b = {
+	    .c = c, .path = path, .d = d, .len = len, .lines = {.d = d, .len = len}};
 	int rc = 0;
 
 	b.active = calloc(rs->n + 1, sizeof(*b.active));
@@ -853,7 +644,7 @@ out:
 	free(b.cands_unsorted);
 	free(b.leadrun);
 	free(b.active);
-	free(b.nl);
+	finding_lines_release(&b.lines);
 	return rc;
 }
 
