@@ -575,7 +575,10 @@ static int span_fill(struct blob *b, uint64_t off, struct blob_span **ret_span, 
 	v->off = d->out_pos - n;
 	v->len = n;
 	v->stamp = ++b->clock;
-	*ret_span = v;
+	/* Before the stream pass the size is unknown: a read past the end but
+	 * in the last span's alignment block gets that span, which ends first. */
+	if (off - v->off < v->len)
+		*ret_span = v;
 	return 0;
 }
 

@@ -535,6 +535,33 @@ static void test_zstd(const struct buf *d)
 	free(z.p);
 }
 
+/* Before the stream pass the size is unknown: reads just past the end, in the
+ * 64 KiB block where the stream ends, or in the 256 KiB span before it, get 0. */
+static void test_zstd_past_end(const struct buf *d)
+{
+	struct buf z = {0}, small = {d->p, 3 * MiB + 4567, 0};
+	unsigned char got[8192];
+	struct blob *b = NULL;
+	struct err e = {0};
+	uint64_t off;
+	int fd;
+
+	zstd_frame(&z, small.p, small.len, 3);
+	fd = write_file(&z, 0, &off);
+	if (blob_open(fd, off, z.len, NULL, &b, &e) < 0)
+		abort();
+	CHECK(blob_pread(b, got, sizeof(got), small.len + 100, &e) == 0,
+	      "zstd, size unknown: a read just past the end returns 0");
+	CHECK(blob_pread(b, got, sizeof(got), small.len - 100, &e) == 100 &&
+	          !memcmp(got, small.p + small.len - 100, 100),
+	      "zstd, size unknown: a read across the end is short");
+	CHECK(blob_pread(b, got, sizeof(got), small.len + 200, &e) == 0,
+	      "zstd, size unknown: and one past it, from the cached span, returns 0");
+	blob_free(b);
+	close(fd);
+	free(z.p);
+}
+
 /* Reading a single-frame zstd blob front to back must not be quadratic. */
 static void test_zstd_sequential(const struct buf *d)
 {
@@ -975,6 +1002,7 @@ int main(void)
 	TIMED(test_gzip_broken(&d));
 	TIMED(test_zstd(&d));
 	TIMED(test_zstd_sequential(&d));
+	TIMED(test_zstd_past_end(&d));
 	TIMED(test_index_refusal(&d));
 	TIMED(test_threads(&d));
 	TIMED(test_zstd_window(&d));
