@@ -104,7 +104,9 @@ void blob_spill_free(struct blob_spill *pool)
 
 int blob_set_spill(struct blob *b, struct blob_spill *pool, struct err *err)
 {
+	pthread_rwlockattr_t attr;
 	struct spill *sp;
+	int r;
 
 	if (b->comp == BLOB_RAW || b->spill)
 		return 0;
@@ -115,10 +117,16 @@ int blob_set_spill(struct blob *b, struct blob_spill *pool, struct err *err)
 		free(sp);
 		return err_set(err, -ENOMEM, "blob spill: cannot create its mutex");
 	}
-	if (pthread_rwlock_init(&sp->rw, NULL)) {
+	/* Readers of a busy spill never all let go at once: an eviction waiting
+	 * under the pool's lock must go before new ones (no reader takes rw twice). */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	r = pthread_rwlock_init(&sp->rw, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (r) {
 		pthread_mutex_destroy(&sp->grow);
 		free(sp);
-		return err_set(err, -ENOMEM, "blob spill: cannot create its lock");
+		return err_set(err, -r, "blob spill: cannot create its lock");
 	}
 	sp->pool = pool;
 	sp->fd = -1;
