@@ -15,8 +15,9 @@
  *    (a checkpoint about every BLOB_SEEK_SPAN bytes of output, plus the free
  *    ones at gzip member and zstd frame starts), so that later random reads
  *    decompress at most about BLOB_SEEK_SPAN bytes. (zstd cannot resume inside
- *    a frame: in a blob of one big frame, a read behind the pread cursor
- *    decompresses from the start; sequential reads stay linear.)
+ *    a frame: in a blob of one big frame, a read behind the pread cursors
+ *    decompresses from the start, unless the blob spills, below; sequential
+ *    reads stay linear.)
  *
  *  - blob_pread: random access into the decompressed stream. Safe to call from
  *    many threads at once. Correct at any offset even before a stream pass (it
