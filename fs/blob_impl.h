@@ -114,7 +114,7 @@ struct spill {
 	uint64_t stamp;   /* atomic: the pool's clock at the last use, for LRU */
 	bool dead;        /* atomic: grows no more (no file, or writing or decompressing failed) */
 	struct dec *dec;  /* under grow */
-	unsigned char *buf;
+	unsigned char *buf; /* under grow, only while growing */
 	/* counters, atomic */
 	uint64_t hits, decompressed, drops;
 };

@@ -463,6 +463,15 @@ ssize_t spill_pread(struct blob *b, void *buf, size_t len, uint64_t off, bool *s
 	pthread_mutex_lock(&sp->grow);
 	n = hit(sp, buf, off, end); /* another reader may have grown it meanwhile */
 	r = n >= 0 ? 0 : grow(sp, b, end, err);
+	/* The buffer goes between reads (a MiB for each layer that ever spilled);
+	 * the decoder stays while it sits at done, ready to go on. */
+	free(sp->buf);
+	sp->buf = NULL;
+	if (__atomic_load_n(&sp->complete, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&sp->dead, __ATOMIC_ACQUIRE)) {
+		dec_free(sp->dec);
+		sp->dec = NULL;
+	}
 	pthread_mutex_unlock(&sp->grow);
 	if (n >= 0) {
 		*served = true;
