@@ -11,7 +11,9 @@
  * counters. blob_pread holds it while it decompresses, so concurrent readers
  * of one blob take turns, but a span decompressed for one of them serves the
  * others. The stream pass runs outside the mutex with its own decoder and
- * only takes it to hand over its results.
+ * only takes it to hand over its results. The spill (blob_spill.c) has locks
+ * of its own and takes this one only for a moment, to look at the points and
+ * cursors: a read served from the spill never waits for a decompressing one.
  */
 #include "blob_impl.h"
 
@@ -44,8 +46,7 @@ void blob_limits_default(struct blob_limits *l)
 	l->zstd_window_log_max = 30;
 }
 
-/* Reads until len bytes or the end of the file; returns the count or -errno. */
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
@@ -124,7 +125,7 @@ static void points_free(struct blob_point *pts, size_t n)
 	free(pts);
 }
 
-static void dec_free(struct dec *d)
+void dec_free(struct dec *d)
 {
 	if (!d)
 		return;
@@ -139,6 +140,7 @@ void blob_free(struct blob *b)
 {
 	if (!b)
 		return;
+	spill_free(b->spill);
 	for (int i = 0; i < BLOB_CURSORS; i++)
 		dec_free(b->cur[i]);
 	points_free(b->pts, b->npts);
@@ -183,11 +185,13 @@ void blob_stats(const struct blob *b, struct blob_stats *ret)
 	pthread_mutex_lock(&mb->lock);
 	*ret = b->stats;
 	pthread_mutex_unlock(&mb->lock);
+	if (b->spill)
+		spill_stats(b->spill, ret);
 }
 
 /* ---- decoder input and bookkeeping, shared by both backends ---- */
 
-static struct dec *dec_new(struct blob *b, size_t in_cap)
+struct dec *dec_new(struct blob *b, size_t in_cap)
 {
 	struct dec *d = calloc(1, sizeof(*d));
 
@@ -496,6 +500,40 @@ static struct blob_span *span_victim(struct blob *b)
 	return v;
 }
 
+int dec_seek(struct dec *d, uint64_t off, struct err *err)
+{
+	struct blob *b = d->b;
+	int r;
+
+	/* under the lock: an index import may replace the points meanwhile */
+	pthread_mutex_lock(&b->lock);
+	r = dec_start(d, point_before(b, off), err);
+	pthread_mutex_unlock(&b->lock);
+	return r;
+}
+
+uint64_t pread_cost(struct blob *b, uint64_t off)
+{
+	uint64_t from;
+
+	pthread_mutex_lock(&b->lock);
+	for (int i = 0; i < BLOB_CACHE_SPANS; i++) {
+		const struct blob_span *sp = &b->spans[i];
+		if (sp->stamp && off >= sp->off && off - sp->off < sp->len) {
+			pthread_mutex_unlock(&b->lock);
+			return 0;
+		}
+	}
+	from = point_before(b, off)->out;
+	for (int i = 0; i < BLOB_CURSORS; i++) {
+		const struct dec *c = b->cur[i];
+		if (c && c->state != DEC_BROKEN && c->out_pos <= off && c->out_pos > from)
+			from = c->out_pos;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return off - from;
+}
+
 /*
  * The cursor to read off with: the one furthest along that is still between
  * the nearest seek point p and off, or else the least recently used one,
@@ -574,7 +612,10 @@ static int span_fill(struct blob *b, uint64_t off, struct blob_span **ret_span, 
 	v->off = d->out_pos - n;
 	v->len = n;
 	v->stamp = ++b->clock;
-	*ret_span = v;
+	/* Before the stream pass the size is unknown: a read past the end but
+	 * in the last span's alignment block gets that span, which ends first. */
+	if (off - v->off < v->len)
+		*ret_span = v;
 	return 0;
 }
 
@@ -597,6 +638,13 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
 			return err_set(err, (int)r, "blob: read failed at offset %llu: %s",
 			               (unsigned long long)off, strerror((int)-r));
 		return r;
+	}
+	if (b->spill) {
+		bool served;
+
+		r = spill_pread(b, buf, len, off, &served, err);
+		if (served)
+			return r;
 	}
 	pthread_mutex_lock(&b->lock);
 	while (done < len) {

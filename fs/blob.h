@@ -15,12 +15,22 @@
  *    (a checkpoint about every BLOB_SEEK_SPAN bytes of output, plus the free
  *    ones at gzip member and zstd frame starts), so that later random reads
  *    decompress at most about BLOB_SEEK_SPAN bytes. (zstd cannot resume inside
- *    a frame: in a blob of one big frame, a read behind the pread cursor
- *    decompresses from the start; sequential reads stay linear.)
+ *    a frame: in a blob of one big frame, a read behind the pread cursors
+ *    decompresses from the start, unless the blob spills, below; sequential
+ *    reads stay linear.)
  *
  *  - blob_pread: random access into the decompressed stream. Safe to call from
  *    many threads at once. Correct at any offset even before a stream pass (it
  *    then decompresses from the start).
+ *
+ * A blob given a spill pool (blob_set_spill) keeps, in a temporary file of the
+ * pool's directory, a prefix of its decompressed stream, grown on demand by
+ * reads that would otherwise decompress more than BLOB_SPILL_GAP bytes from the
+ * nearest seek point or cursor (a single-frame zstd blob; gzip seek points are
+ * a MiB apart and never trigger it). Reads inside the prefix are a pread of
+ * that file. The pool bounds the bytes of all its blobs' spills together and
+ * drops the least recently used spill when a new one needs room; a spill that
+ * cannot be written is dropped; either way reads fall back to decompressing.
  *
  * When built with ISA-L (HAVE_ISAL), gzip is inflated with it throughout, and
  * its seek points are snapshots of ISA-L's state (see blob_gzip.c); otherwise
@@ -93,6 +103,11 @@ struct blob_stats {
 	uint64_t cache_hits;         /* pread pieces served from a cached span */
 	uint64_t cache_misses;
 	uint64_t seek_points; /* recorded or imported, the start at 0 not counted */
+	/* the spill (see blob_set_spill); pread_decompressed includes spill_decompressed */
+	uint64_t spill_hits;         /* blob_pread calls served from the spill file */
+	uint64_t spill_decompressed; /* bytes decompressed to grow the spill */
+	uint64_t spill_bytes;        /* bytes in the spill file now */
+	uint64_t spill_drops;        /* spills evicted for room, or dropped after a write error */
 };
 
 /*
@@ -158,5 +173,34 @@ int blob_index_import_mapped(struct blob *b, const void *buf, size_t len, struct
 
 /* Copies the counters of b into *ret. Thread-safe. */
 void blob_stats(const struct blob *b, struct blob_stats *ret);
+
+/*
+ * Spill pools. A read that would decompress more than BLOB_SPILL_GAP bytes
+ * goes through the spill: about 4 ms of zstd on one core, and more than the
+ * distance between gzip seek points (BLOB_SEEK_SPAN and a deflate block).
+ */
+#define BLOB_SPILL_GAP (4u << 20)
+/* The default bound on the bytes of one pool's spills. */
+#define BLOB_SPILL_MAX_DEFAULT (4ull << 30)
+
+struct blob_spill;
+
+/*
+ * Opens a pool whose spill files go to dir (an existing directory; the files
+ * are made with O_TMPFILE, or mkstemp and unlinked at once, so none outlives
+ * the process) and whose spills hold at most max_bytes together, and never
+ * more than half of the space the directory's file system has for them (free
+ * space plus what the spills use, checked as they grow). dir is copied.
+ */
+int blob_spill_open(const char *dir, uint64_t max_bytes, struct blob_spill **ret_pool,
+                    struct err *err);
+/* Frees the pool; every blob given it must have been freed before. */
+void blob_spill_free(struct blob_spill *pool);
+
+/*
+ * Makes b spill into pool. Call it before the first blob_pread of b; pool must
+ * outlive b. Blobs stored uncompressed never spill.
+ */
+int blob_set_spill(struct blob *b, struct blob_spill *pool, struct err *err);
 
 #endif

@@ -91,6 +91,34 @@ struct dec {
 	uint64_t last_point_out;
 };
 
+/*
+ * A blob's spill (blob_spill.c): the prefix [0, done) of its decompressed
+ * stream in a temporary file. Locks, always taken in this order: grow (one
+ * thread grows the spill at a time; it owns dec and buf), then the blob's lock
+ * (briefly, for its seek points) or the pool's lock (its list and byte count;
+ * evictions happen under it), then rw (readers of the file and the grower
+ * writing past done hold it shared; an eviction holds it exclusive). Nobody waits for
+ * anything while holding rw, so an eviction never waits for long.
+ */
+struct spill {
+	struct blob_spill *pool;
+	struct spill *prev, *next; /* in the pool's list, under its lock */
+	pthread_mutex_t grow;
+	pthread_rwlock_t rw;
+	int fd; /* -1 while there is no file; atomic, set under grow and rw exclusive, reset by
+	         * an eviction under rw exclusive */
+	uint64_t done;    /* bytes in the file; atomic, changed under rw (shared when growing) */
+	bool complete;    /* atomic: the stream ends at done */
+	uint64_t gen;     /* evictions so far, under rw and the pool's lock */
+	uint64_t charged; /* bytes counted against the pool (>= done), under its lock */
+	uint64_t stamp;   /* atomic: the pool's clock at the last use, for LRU */
+	bool dead;        /* atomic: grows no more (no file, or writing or decompressing failed) */
+	struct dec *dec;  /* under grow */
+	unsigned char *buf; /* under grow, only while growing */
+	/* counters, atomic */
+	uint64_t hits, decompressed, drops;
+};
+
 struct blob {
 	int fd;
 	uint64_t offset, length;
@@ -108,7 +136,34 @@ struct blob {
 	struct blob_span spans[BLOB_CACHE_SPANS];
 	uint64_t clock;
 	struct blob_stats stats;
+	struct spill *spill; /* NULL: no spill pool */
 };
+
+/* Reads until len bytes or the end of the file; returns the count or -errno. */
+ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+struct dec *dec_new(struct blob *b, size_t in_cap);
+void dec_free(struct dec *d);
+ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
+/* Starts d at the seek point nearest before off (takes the blob's lock). */
+int dec_seek(struct dec *d, uint64_t off, struct err *err);
+/*
+ * What blob_pread would decompress to reach off without the spill: 0 when a
+ * cached span holds it, else the distance from the nearest seek point or
+ * cursor before it (takes the blob's lock).
+ */
+uint64_t pread_cost(struct blob *b, uint64_t off);
+
+/*
+ * Serves [off, off + len) from the spill, growing it first when that costs
+ * less than the cursors would, and returns the count (short only at the end
+ * of the stream). *served false: the caller reads as if there were no spill
+ * (errors of the spill's own decoder are not reported: that read meets them).
+ */
+ssize_t spill_pread(struct blob *b, void *buf, size_t len, uint64_t off, bool *served,
+                    struct err *err);
+void spill_free(struct spill *sp);
+void spill_stats(const struct spill *sp, struct blob_stats *st);
 
 /* Stored offset (blob-relative) of the next byte the decoder will consume. */
 static inline uint64_t dec_stored_pos(const struct dec *d)

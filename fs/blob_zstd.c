@@ -5,7 +5,8 @@
  * start is a seek point that needs no state, so a blob written as many frames
  * (zstd:chunked, pzstd) has cheap random access. A single
  * huge frame has no seek point but its start: blob_pread then relies on its
- * cursor to keep sequential reads linear.
+ * cursors to keep sequential reads linear, and on the spill (blob_spill.c)
+ * for reads far from them.
  *
  * The window that a frame may demand is bounded by ZSTD_d_windowLogMax, so a
  * hostile frame header cannot make us allocate gigabytes.

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -39,7 +40,9 @@ struct image {
 	struct lazy_view deleted; /* its lock also guards deleted_tsv */
 	struct buf deleted_tsv;
 	struct buf history;
-	struct cache *cache; /* NULL when caching is off */
+	struct cache *cache;      /* NULL when caching is off */
+	struct blob_spill *spill; /* NULL when blobs do not spill */
+	char *spill_dir;
 	uint32_t cache_hits;
 	uint8_t *from_cache; /* per layer: its index came from the cache */
 	int merged_from_cache;
@@ -62,6 +65,38 @@ void image_opts_default(struct image_opts *o)
 	*o = (struct image_opts){0};
 	blob_limits_default(&o->blob);
 	layer_limits_default(&o->layer);
+	o->spill_max = BLOB_SPILL_MAX_DEFAULT;
+}
+
+/*
+ * The spill pool of the image, when it can have one: in the cache directory,
+ * which is this user's and kept private (0700), or else in the temporary
+ * directory, where nothing of it has a name anyway. No pool: reads
+ * decompress, as before spills existed.
+ */
+static void open_spill(struct image *img, const struct image_opts *opts)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *dir = NULL;
+
+	if (opts->no_spill)
+		return;
+	if (opts->spill_dir)
+		dir = strdup(opts->spill_dir);
+	else if (img->cache) {
+		if (asprintf(&dir, "%s/spill", cache_dir(img->cache)) < 0)
+			dir = NULL;
+		else if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			free(dir);
+			dir = NULL;
+		}
+	} else
+		dir = strdup(tmp && *tmp ? tmp : "/var/tmp");
+	if (!dir || blob_spill_open(dir, opts->spill_max, &img->spill, NULL) < 0) {
+		free(dir);
+		return;
+	}
+	img->spill_dir = dir;
 }
 
 static int add_warning(struct image *img, const char *msg)
@@ -229,12 +264,13 @@ static int make_status(struct image *img)
 	int r = buf_printf(
 	    b,
 	    "image: %s\nkind: %s\nname: %s\nplatform: %s\nmanifest: %s\nconfig: %s\n"
-	    "layers: %u\ncache: %s (%u of %u layer indexes from it%s)\nwarnings: %u\n",
+	    "layers: %u\ncache: %s (%u of %u layer indexes from it%s)\nspill: %s\nwarnings: %u\n",
 	    img->path, source_kind(img->src), si->name, si->platform ? si->platform : "-",
 	    si->manifest_digest ? si->manifest_digest : "-",
 	    si->config_digest ? si->config_digest : "-", img->n,
 	    img->cache ? cache_dir(img->cache) : "off", img->cache_hits, img->n,
-	    img->merged_from_cache ? ", and the merged tree" : "", img->nwarnings);
+	    img->merged_from_cache ? ", and the merged tree" : "",
+	    img->spill_dir ? img->spill_dir : "off", img->nwarnings);
 
 	for (uint32_t i = 0; r == 0 && i < img->n; i++)
 		r = buf_printf(b, "layer %02u: %s %s %llu bytes stored, %llu bytes, %u entries%s\n",
@@ -347,6 +383,7 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 	img->layer_views = calloc(img->n + 1, sizeof(*img->layer_views));
 	img->stack_views = calloc(img->n + 1, sizeof(*img->stack_views));
 	img->from_cache = calloc(img->n + 1, 1);
+	open_spill(img, opts);
 	if (!img->blobs || !img->layers || !img->digests || !img->layer_names ||
 	    !img->layer_views || !img->stack_views || !img->from_cache) {
 		r = err_set(err, -ENOMEM, "out of memory");
@@ -368,6 +405,8 @@ int image_open(const char *path, const struct image_opts *opts, struct image **r
 			err_prefix(err, r, "%s: ", img->layer_names[i]);
 			goto out;
 		}
+		if (img->spill && (r = blob_set_spill(img->blobs[i], img->spill, err)) < 0)
+			goto out;
 	}
 	if ((r = index_layers(img, opts, err)) < 0)
 		goto out;
@@ -432,6 +471,8 @@ void image_free(struct image *img)
 	buf_release(&img->history);
 	buf_release(&img->status);
 	free(img->from_cache);
+	blob_spill_free(img->spill); /* after the blobs that spill into it */
+	free(img->spill_dir);
 	source_image_free(img->si);
 	source_free(img->src);
 	cache_free(img->cache); /* after the layers: they may live in its mappings */
@@ -447,6 +488,11 @@ uint32_t image_cache_hits(const struct image *img)
 const char *image_cache_dir(const struct image *img)
 {
 	return img->cache ? cache_dir(img->cache) : NULL;
+}
+
+const char *image_spill_dir(const struct image *img)
+{
+	return img->spill_dir;
 }
 
 const char *image_path(const struct image *img)

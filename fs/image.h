@@ -28,6 +28,14 @@ struct image_opts {
 	int no_verify;         /* digest mismatches become warnings */
 	int no_cache;          /* neither read nor write the on-disk index cache */
 	const char *cache_dir; /* NULL: the default (see cache.h) */
+	/*
+	 * Where blobs spill decompressed bytes (see blob_set_spill): NULL is the
+	 * spill/ directory of the cache directory, or with no_cache $TMPDIR, else
+	 * /var/tmp (the files have no name and go with the process either way).
+	 */
+	const char *spill_dir;
+	int no_spill;       /* decompress every read, spill nothing */
+	uint64_t spill_max; /* bound on the spill bytes of the image, all its blobs together */
 	struct blob_limits blob;
 	struct layer_limits layer;
 	/* Optional: indexing progress of layer i (stored bytes), from indexing threads. */
@@ -80,6 +88,8 @@ const char *image_history(const struct image *img, size_t *ret_len);
 uint32_t image_cache_hits(const struct image *img);
 /* The cache directory in use, or NULL when caching is off. */
 const char *image_cache_dir(const struct image *img);
+/* The directory the blobs spill into, or NULL when they do not spill. */
+const char *image_spill_dir(const struct image *img);
 
 /* Warnings gathered while opening (skipped entries, digest mismatches with no_verify). */
 

@@ -14,9 +14,12 @@
 #endif
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -535,6 +538,33 @@ static void test_zstd(const struct buf *d)
 	free(z.p);
 }
 
+/* Before the stream pass the size is unknown: reads just past the end, in the
+ * 64 KiB block where the stream ends, or in the 256 KiB span before it, get 0. */
+static void test_zstd_past_end(const struct buf *d)
+{
+	struct buf z = {0}, small = {d->p, 3 * MiB + 4567, 0};
+	unsigned char got[8192];
+	struct blob *b = NULL;
+	struct err e = {0};
+	uint64_t off;
+	int fd;
+
+	zstd_frame(&z, small.p, small.len, 3);
+	fd = write_file(&z, 0, &off);
+	if (blob_open(fd, off, z.len, NULL, &b, &e) < 0)
+		abort();
+	CHECK(blob_pread(b, got, sizeof(got), small.len + 100, &e) == 0,
+	      "zstd, size unknown: a read just past the end returns 0");
+	CHECK(blob_pread(b, got, sizeof(got), small.len - 100, &e) == 100 &&
+	          !memcmp(got, small.p + small.len - 100, 100),
+	      "zstd, size unknown: a read across the end is short");
+	CHECK(blob_pread(b, got, sizeof(got), small.len + 200, &e) == 0,
+	      "zstd, size unknown: and one past it, from the cached span, returns 0");
+	blob_free(b);
+	close(fd);
+	free(z.p);
+}
+
 /* Reading a single-frame zstd blob front to back must not be quadratic. */
 static void test_zstd_sequential(const struct buf *d)
 {
@@ -862,6 +892,7 @@ struct thread_arg {
 	bool stream;
 	const struct buf *stored;
 	uint64_t seed;
+	struct blob *other; /* not NULL: each read goes to b or to other, at random */
 };
 
 static void *reader(void *p)
@@ -873,17 +904,35 @@ static void *reader(void *p)
 	if (a->stream) {
 		bool match = false;
 		a->ok = stream_all(a->b, a->stored, a->want, &match, &e) == 0 && match;
+	} else if (a->other) {
+		a->ok = true;
+		for (int i = 0; i < 60 && a->ok; i++)
+			a->ok = random_reads(rnd() % 2 ? a->other : a->b, a->want, 1, 64 * 1024);
 	} else {
 		a->ok = random_reads(a->b, a->want, 40, 100 * 1024);
 	}
 	return NULL;
 }
 
+/* Runs reader() on 8 threads at once; true when every one read right. */
+static bool run_readers(struct thread_arg a[8])
+{
+	pthread_t t[8];
+	bool ok = true;
+
+	for (int i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, reader, &a[i]);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		ok = ok && a[i].ok;
+	}
+	return ok;
+}
+
 static void test_threads(const struct buf *d)
 {
 	struct buf z = {0}, part = {d->p, 16 * MiB, 0};
 	struct thread_arg a[8];
-	pthread_t t[8];
 	struct blob *b = NULL;
 	struct err e = {0};
 	uint64_t off;
@@ -897,15 +946,10 @@ static void test_threads(const struct buf *d)
 		abort();
 	/* first round: one thread runs the stream pass while seven read */
 	for (int round = 0; round < 2; round++) {
-		for (int i = 0; i < 8; i++) {
+		for (int i = 0; i < 8; i++)
 			a[i] = (struct thread_arg){
-			    b, &part, false, round == 0 && i == 0, &z, 1 + round * 8 + i};
-			pthread_create(&t[i], NULL, reader, &a[i]);
-		}
-		for (int i = 0; i < 8; i++) {
-			pthread_join(t[i], NULL);
-			ok = ok && a[i].ok;
-		}
+			    b, &part, false, round == 0 && i == 0, &z, 1 + round * 8 + i, NULL};
+		ok = run_readers(a) && ok;
 		CHECK(ok, "8 threads: %s",
 		      round ? "concurrent preads" : "stream pass alongside preads");
 	}
@@ -947,6 +991,236 @@ static void test_busy_and_bad_open(void)
 	free(d.p);
 }
 
+/* ---- the spill ---- */
+
+/* A blob over fd spilling into pool, or NULL after a failed check. */
+static struct blob *spill_blob(int fd, uint64_t off, size_t len, struct blob_spill *pool)
+{
+	struct blob *b = NULL;
+	struct err e = {0};
+
+	if (blob_open(fd, off, len, NULL, &b, &e) < 0 || blob_set_spill(b, pool, &e) < 0)
+		abort();
+	return b;
+}
+
+static bool read_at(struct blob *b, const struct buf *want, uint64_t off, size_t len)
+{
+	unsigned char *got = malloc(len);
+	struct err e = {0};
+	ssize_t n = blob_pread(b, got, len, off, &e);
+	bool ok = n == (ssize_t)len && !memcmp(got, want->p + off, len);
+
+	if (!ok)
+		printf("# pread %zu at %llu: got %zd (%s)\n", len, (unsigned long long)off, n,
+		       e.msg);
+	free(got);
+	return ok;
+}
+
+/* Deep reads in one big zstd frame: the first pays, the next are preads of
+ * the spill, before the stream pass and after it. */
+static void test_spill_reads(const struct buf *d, const struct buf *z, int fd, uint64_t off,
+                             const char *dir)
+{
+	struct blob_spill *pool = NULL;
+	struct blob *b;
+	struct blob_stats st, st2;
+	struct err e = {0};
+	bool ok = true, match = false;
+
+	CHECK(blob_spill_open(dir, BLOB_SPILL_MAX_DEFAULT, &pool, &e) == 0, "spill pool opens (%s)",
+	      e.msg);
+	b = spill_blob(fd, off, z->len, pool);
+	CHECK(read_at(b, d, 30 * MiB + 123, 4096), "spill: a deep 4 KiB read");
+	blob_stats(b, &st);
+	CHECK(st.spill_bytes >= 30 * MiB && st.spill_bytes <= 36 * MiB && st.spill_hits == 1 &&
+	          st.pread_decompressed == st.spill_decompressed,
+	      "spill: the deep read spilled the prefix (%llu bytes, %llu decompressed)",
+	      (unsigned long long)st.spill_bytes, (unsigned long long)st.spill_decompressed);
+	for (int i = 0; i < 200 && ok; i++)
+		ok = read_at(b, d, rnd() % (st.spill_bytes - 70000), 1 + rnd() % 70000);
+	blob_stats(b, &st2);
+	CHECK(ok && st2.spill_hits == st.spill_hits + 200 &&
+	          st2.pread_decompressed == st.pread_decompressed,
+	      "spill: 200 reads inside the spill decompress nothing (%llu hits, %llu bytes "
+	      "decompressed)",
+	      (unsigned long long)st2.spill_hits, (unsigned long long)st2.pread_decompressed);
+	CHECK(random_reads(b, d, 100, 100 * 1024),
+	      "spill: random reads, some past the end, before the stream pass");
+	blob_stats(b, &st);
+	CHECK(st.spill_bytes == d->len && st.pread_decompressed <= d->len + 2 * BLOB_SPILL_GAP,
+	      "spill: holds the whole stream after reads past its end (%llu bytes, %llu "
+	      "decompressed in all)",
+	      (unsigned long long)st.spill_bytes, (unsigned long long)st.pread_decompressed);
+	CHECK(stream_all(b, z, d, &match, &e) == 0 && match, "spill: the stream pass (%s)", e.msg);
+	CHECK(random_reads(b, d, 100, 100 * 1024), "spill: random reads after the stream pass");
+	blob_stats(b, &st2);
+	CHECK(st2.pread_decompressed == st.pread_decompressed &&
+	          st2.spill_hits >= st.spill_hits + 100,
+	      "spill: which are all served by the spill");
+	blob_free(b);
+	blob_spill_free(pool);
+}
+
+/* A pool too small for two spills evicts the older one; reads stay right. */
+static void test_spill_evict(const struct buf *d, const struct buf *z, int fd, uint64_t off,
+                             const char *dir)
+{
+	struct blob_spill *pool = NULL;
+	struct blob *a, *b;
+	struct blob_stats sa, sb;
+	struct err e = {0};
+
+	if (blob_spill_open(dir, 10 * MiB, &pool, &e) < 0)
+		abort();
+	a = spill_blob(fd, off, z->len, pool);
+	b = spill_blob(fd, off, z->len, pool);
+	CHECK(read_at(a, d, 20 * MiB, 5000), "evict: a read past what the pool holds");
+	blob_stats(a, &sa);
+	CHECK(sa.spill_bytes == 10 * MiB && sa.spill_drops == 0,
+	      "evict: the spill stopped at the bound (%llu bytes)",
+	      (unsigned long long)sa.spill_bytes);
+	CHECK(read_at(a, d, 5 * MiB, 5000), "evict: a read inside it");
+	CHECK(read_at(b, d, 5 * MiB, 5000), "evict: another blob's read");
+	blob_stats(a, &sa);
+	blob_stats(b, &sb);
+	CHECK(sa.spill_bytes == 0 && sa.spill_drops == 1 && sb.spill_bytes == 8 * MiB,
+	      "evict: it took the room of the least recently used spill (%llu, %llu bytes)",
+	      (unsigned long long)sa.spill_bytes, (unsigned long long)sb.spill_bytes);
+	CHECK(random_reads(a, d, 30, 100 * 1024) && random_reads(b, d, 30, 100 * 1024),
+	      "evict: random reads in both blobs after evictions");
+	blob_free(a);
+	blob_free(b);
+	blob_spill_free(pool);
+}
+
+/* A spill that cannot be made, or written, costs nothing but the attempt. */
+static void test_spill_failures(const struct buf *d, const struct buf *z, int fd, uint64_t off)
+{
+	char gone[128];
+	struct blob_spill *pool = NULL;
+	struct blob *b;
+	struct blob_stats st;
+	struct err e = {0};
+	struct rlimit old, lim;
+	bool ok;
+
+	snprintf(gone, sizeof(gone), "%s/gone", tmpdir);
+	CHECK(blob_spill_open(gone, MiB, &pool, &e) == -ENOENT && strstr(e.msg, gone),
+	      "a missing spill directory is refused: %s", e.msg);
+	if (mkdir(gone, 0700) < 0 || blob_spill_open(gone, BLOB_SPILL_MAX_DEFAULT, &pool, &e) < 0 ||
+	    rmdir(gone) < 0)
+		abort();
+	b = spill_blob(fd, off, z->len, pool);
+	CHECK(read_at(b, d, 20 * MiB, 4096) && random_reads(b, d, 20, 100 * 1024),
+	      "spill directory removed: reads work");
+	blob_stats(b, &st);
+	CHECK(st.spill_bytes == 0 && st.spill_hits == 0 && st.spill_decompressed == 0,
+	      "spill directory removed: nothing spilled");
+	blob_free(b);
+	blob_spill_free(pool);
+
+	/* a file size limit makes the writes fail half way, like a full disk */
+	if (blob_spill_open(tmpdir, BLOB_SPILL_MAX_DEFAULT, &pool, &e) < 0)
+		abort();
+	b = spill_blob(fd, off, z->len, pool);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 3 * MiB;
+	setrlimit(RLIMIT_FSIZE, &lim);
+	ok = read_at(b, d, 20 * MiB, 4096);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_DFL);
+	blob_stats(b, &st);
+	CHECK(ok && st.spill_bytes == 0 && st.spill_drops == 1,
+	      "a write error drops the spill, the read works (%llu bytes, %llu drops)",
+	      (unsigned long long)st.spill_bytes, (unsigned long long)st.spill_drops);
+	CHECK(random_reads(b, d, 20, 100 * 1024), "after the write error reads work");
+	blob_stats(b, &st);
+	CHECK(st.spill_bytes == 0, "and the spill is not tried again");
+	blob_free(b);
+	blob_spill_free(pool);
+}
+
+/* gzip has a seek point every MiB: its reads never need the spill. */
+static void test_spill_gzip(const struct buf *d, const char *dir)
+{
+	struct buf z = {0}, part = {d->p, 12 * MiB, 0};
+	struct blob_spill *pool = NULL;
+	struct blob *b;
+	struct blob_stats st;
+	struct err e = {0};
+	uint64_t off;
+	bool match;
+	int fd;
+
+	gzip_member(&z, part.p, part.len, 6);
+	fd = write_file(&z, 0, &off);
+	if (blob_spill_open(dir, BLOB_SPILL_MAX_DEFAULT, &pool, &e) < 0)
+		abort();
+	b = spill_blob(fd, off, z.len, pool);
+	CHECK(stream_all(b, &z, &part, &match, &e) == 0 && match, "gzip with a spill pool streams");
+	CHECK(random_reads(b, &part, 50, 100 * 1024), "gzip with a spill pool: random reads");
+	blob_stats(b, &st);
+	CHECK(st.spill_decompressed == 0 && st.spill_bytes == 0,
+	      "gzip with a spill pool: nothing spilled");
+	blob_free(b);
+	blob_spill_free(pool);
+	close(fd);
+	free(z.p);
+}
+
+/* Readers at random offsets at once, in two blobs whose pool holds only
+ * part of one: growth, hits and evictions all race. */
+static void test_spill_threads(const struct buf *d, const struct buf *z, int fd, uint64_t off,
+                               const char *dir)
+{
+	struct blob_spill *pool = NULL;
+	struct thread_arg a[8];
+	struct err e = {0};
+	struct blob *b[2];
+
+	for (int round = 0; round < 2; round++) {
+		if (blob_spill_open(dir, round ? 12 * MiB : BLOB_SPILL_MAX_DEFAULT, &pool, &e) < 0)
+			abort();
+		b[0] = spill_blob(fd, off, z->len, pool);
+		b[1] = round ? spill_blob(fd, off, z->len, pool) : b[0];
+		for (int i = 0; i < 8; i++)
+			a[i] = (struct thread_arg){b[0], d, false, false, z, 100 + 8 * round + i,
+			                           b[1]};
+		CHECK(run_readers(a), "8 threads reading at random through %s",
+		      round ? "two blobs in a 12 MiB pool" : "one spilling blob");
+		if (b[1] != b[0])
+			blob_free(b[1]);
+		blob_free(b[0]);
+		blob_spill_free(pool);
+	}
+}
+
+static void test_spill(const struct buf *d)
+{
+	char dir[128];
+	struct buf z = {0};
+	uint64_t off;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/spill", tmpdir);
+	if (mkdir(dir, 0700) < 0)
+		abort();
+	zstd_frame(&z, d->p, d->len, 3);
+	fd = write_file(&z, 333, &off);
+	test_spill_reads(d, &z, fd, off, dir);
+	test_spill_evict(d, &z, fd, off, dir);
+	test_spill_failures(d, &z, fd, off);
+	test_spill_threads(d, &z, fd, off, dir);
+	test_spill_gzip(d, dir);
+	close(fd);
+	free(z.p);
+	rmdir(dir);
+}
+
 /* Prints how long each part took, so that a slow machine is easy to tell. */
 #define TIMED(call)                                                                                \
 	do {                                                                                       \
@@ -975,10 +1249,12 @@ int main(void)
 	TIMED(test_gzip_broken(&d));
 	TIMED(test_zstd(&d));
 	TIMED(test_zstd_sequential(&d));
+	TIMED(test_zstd_past_end(&d));
 	TIMED(test_index_refusal(&d));
 	TIMED(test_threads(&d));
 	TIMED(test_zstd_window(&d));
 	TIMED(test_bombs());
+	TIMED(test_spill(&d));
 	/* again with zlib throughout, where ISA-L (if built in) served random access
 	 * and whole short members of the stream pass above */
 	setenv("STRATA_BLOB_ZLIB", "1", 1);
