@@ -214,27 +214,31 @@ static int mark_bad(struct pool_marks *m, size_t start, size_t pos, size_t max, 
 }
 
 /*
- * Fills m from the pool s (len bytes, the last a NUL). Returns -1 when more
- * than max strings are bad (a clean index has at most one per symlink),
- * so that what a hostile index makes this hold stays below its entries.
+ * Fills m from positions from..to-1 of the pool s (len bytes, the last a
+ * NUL). Returns -1 when more than max strings are bad (a clean index has at
+ * most one per symlink), so that what a hostile index makes this hold stays
+ * below its entries.
  */
-static int pool_scan(const char *s, size_t len, size_t max, struct pool_marks *m)
+static int pool_scan(const char *s, size_t len, size_t from, size_t to, size_t max,
+                     struct pool_marks *m)
 {
-	struct masks c = pool_masks(s, len, 0), n;
-	uint64_t before = 1; /* the pool starts a string */
-	size_t str = 0, cap = 0;
+	struct masks c = pool_masks(s, len, from), n;
+	/* whether the byte before from ends a component, and where its string starts */
+	uint64_t before = !from || !s[from - 1] || s[from - 1] == '/';
+	const char *nul = from ? memrchr(s, '\0', from) : NULL;
+	size_t str = nul ? (size_t)(nul - s) + 1 : 0, cap = 0;
 
 	m->bad = NULL;
 	m->n = 0;
-	for (size_t at = 0; at < len; at += 64, c = n) {
+	for (size_t at = from; at < to; at += 64, c = n) {
 		n = pool_masks(s, len, at + 64);
 		/* per byte: the one before, after and two after are '/' or NUL, the next a dot */
 		uint64_t bm1 = c.b << 1 | before, bp1 = c.b >> 1 | n.b << 63;
 		uint64_t bp2 = c.b >> 2 | n.b << 62, dp1 = c.d >> 1 | n.d << 63;
 		uint64_t bad = bm1 & (c.b | (c.d & bp1) | (c.d & dp1 & bp2));
 
-		if (len - at < 64)
-			bad &= (UINT64_C(1) << (len - at)) - 1;
+		if (to - at < 64)
+			bad &= (UINT64_C(1) << (to - at)) - 1;
 		for (; bad; bad &= bad - 1) {
 			unsigned j = (unsigned)__builtin_ctzll(bad);
 			uint64_t zb = c.z & ((UINT64_C(1) << j) - 1);
@@ -247,6 +251,64 @@ static int pool_scan(const char *s, size_t len, size_t max, struct pool_marks *m
 			str = at + 64 - (size_t)__builtin_clzll(c.z);
 		before = c.b >> 63;
 	}
+	return 0;
+}
+
+struct scan_job {
+	const struct layer *l;
+	size_t from, to;
+	struct pool_marks marks;
+	int r;
+};
+
+static void *scan_part(void *arg)
+{
+	struct scan_job *j = arg;
+
+	j->r = pool_scan(j->l->strs, j->l->strs_len, j->from, j->to, j->l->nents, &j->marks);
+	return NULL;
+}
+
+/*
+ * The marks of the whole pool, its halves in two threads for a big index.
+ * Returns -1 when there are too many (see pool_scan).
+ */
+static int pool_marks_of(const struct layer *l, struct pool_marks *m)
+{
+	struct scan_job a = {l, 0, l->strs_len / 2, {NULL, 0}, 0};
+	struct scan_job b = {l, l->strs_len / 2, l->strs_len, {NULL, 0}, 0};
+	struct bad_str *all;
+	pthread_t t;
+	size_t skip;
+
+	if (l->nents < 65536 || pthread_create(&t, NULL, scan_part, &b) != 0) {
+		a.to = l->strs_len;
+		scan_part(&a);
+		*m = a.marks;
+		return a.r;
+	}
+	scan_part(&a);
+	pthread_join(t, NULL);
+	*m = a.marks;
+	if (a.r < 0 || b.r < 0) {
+		free(b.marks.bad);
+		return -1;
+	}
+	/* a string across the middle has marks in both halves: one record, the later last */
+	skip = m->n && b.marks.n && m->bad[m->n - 1].start == b.marks.bad[0].start;
+	if (skip)
+		m->bad[m->n - 1].last = b.marks.bad[0].last;
+	if (b.marks.n > skip) {
+		all = realloc(m->bad, (m->n + b.marks.n - skip) * sizeof(*all));
+		if (!all) {
+			free(b.marks.bad);
+			return -1;
+		}
+		memcpy(all + m->n, b.marks.bad + skip, (b.marks.n - skip) * sizeof(*all));
+		m->bad = all;
+		m->n += b.marks.n - skip;
+	}
+	free(b.marks.bad);
 	return 0;
 }
 
@@ -374,7 +436,7 @@ static int entries_valid(const struct layer *l)
 	struct check_job b = {l, &marks, l->nents / 2, l->nents, 0};
 	pthread_t t;
 
-	if (pool_scan(l->strs, l->strs_len, l->nents, &marks) < 0)
+	if (pool_marks_of(l, &marks) < 0)
 		a.marks = b.marks = NULL;
 	if (l->nents < 65536 || pthread_create(&t, NULL, check_entries, &a) != 0) {
 		a.to = l->nents;
