@@ -14,8 +14,8 @@
  * in range, parents come before their children (so walking up ends), the
  * runs of children follow each other and cover every node but the root
  * exactly once, siblings are sorted and distinct (so lookups are right), names are non-empty and
- * hold no '/' or NUL, every node marked as linked has exactly one hardlink record. That is a few
- * compares per node and one look at each name byte.
+ * hold no '/' or NUL (nor does anything else in the name pool), every node marked as linked has
+ * exactly one hardlink record. That is a few compares per node and one look at each name byte.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -135,8 +135,8 @@ static int node_valid(const struct tree *t, const uint32_t *counts, uint32_t i)
 		       !(n->layer & TNODE_LINKED);
 	if (li >= t->nlayers || (n->entry != TREE_NONE && n->entry >= counts[li]))
 		return 0;
-	return n->name_len && !memchr(t->names + n->name, '/', n->name_len) &&
-	       !memchr(t->names + n->name, '\0', n->name_len);
+	/* names hold no '/' or NUL: tree_import checked the whole pool */
+	return n->name_len != 0;
 }
 
 /*
@@ -255,6 +255,13 @@ int tree_import(struct layer *const *layers, uint32_t nlayers, const void *data,
 	t->names = p + off;
 	t->names_len = h.names_len;
 	off += pad8(h.names_len);
+	/*
+	 * The pool holds the names back to back and nothing else, so no name
+	 * has a '/' or a NUL when the pool has none: one pass over it instead
+	 * of two calls per node, which a warm mount of many files felt.
+	 */
+	if (memchr(t->names, '/', t->names_len) || memchr(t->names, '\0', t->names_len))
+		goto bad;
 	for (uint32_t i = 0; i < t->nnodes; i++) {
 		if (!node_valid(t, counts, i))
 			goto bad;
