@@ -50,6 +50,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -163,6 +164,14 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
  * index is refused with -EINVAL, never trusted) and sets the decompressed size.
  */
 int blob_index_export(const struct blob *b, void **ret_buf, size_t *ret_len, struct err *err);
+/*
+ * The same string as *ret_n pieces to write out in order (*ret_len bytes in
+ * all), without copying the points' data: the head and the point records are
+ * in the block *ret_iov starts, which the caller frees (free(*ret_iov)); the
+ * data pieces are the blob's own, valid until blob_free(b) or an import.
+ */
+int blob_index_pieces(const struct blob *b, struct iovec **ret_iov, size_t *ret_n, size_t *ret_len,
+                      struct err *err);
 int blob_index_import(struct blob *b, const void *buf, size_t len, struct err *err);
 /*
  * The same, but the seek points keep pointing into buf instead of copying it:

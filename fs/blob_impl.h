@@ -179,6 +179,9 @@ ssize_t dec_fill(struct dec *d, size_t want, struct err *err);
 int dec_check_limits(struct dec *d, struct err *err);
 int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err);
 
+/* Frees n points and what they own (not what they borrow). */
+void points_free(struct blob_point *pts, size_t n);
+
 /* Decompresses the next bytes into buf; 0 at the end of the stream. */
 ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);
 
