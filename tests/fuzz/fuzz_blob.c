@@ -5,14 +5,21 @@
  * re-imported index, and through a mutated copy of that index; the input is
  * also offered as an index, which must be refused or be harmless. Nothing may crash, leak or hang;
  * errors are fine. Limits are small so that bombs are cut short quickly.
+ *
+ * Half of the inputs (bit 1 of the last byte) give the first two blobs a
+ * spill: one pool of 2 MiB for the whole run, in $TMPDIR or /tmp, so that
+ * far reads in big zstd frames grow, serve and evict spills.
  */
 #include "blob.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#define FUZZ_MAX_OUTPUT (8u << 20)
 
 static void some_preads(struct blob *b, const uint8_t *data, size_t size, int n)
 {
@@ -23,19 +30,45 @@ static void some_preads(struct blob *b, const uint8_t *data, size_t size, int n)
 		uint64_t off = 0;
 		size_t len;
 
-		/* offsets from the input's tail: near the start, anywhere, past the end */
+		/* offsets from the input's tail: near the start, anywhere, past the
+		 * end; every third one anywhere in what the limits let a bomb
+		 * expand to, so that small inputs reach far reads (and spills) too */
 		for (int k = 0; k < 4 && size; k++)
 			off = off << 8 | data[(size - 1 - (size_t)(4 * i + k) % size)];
-		off %= 3 * (size + 1) * (i % 3 == 2 ? 64 : 1);
+		off %= i % 3 == 2 ? 2 * FUZZ_MAX_OUTPUT : 3 * (size + 1);
 		len = 1 + (off * 7919) % sizeof(buf);
 		blob_pread(b, buf, len, off, &e);
 	}
 }
 
+static struct blob_spill *spill_pool(void)
+{
+	static struct blob_spill *pool;
+	static bool tried;
+	struct err e = {0};
+
+	if (!tried) {
+		const char *dir = getenv("TMPDIR");
+
+		tried = true;
+		if (blob_spill_open(dir && *dir ? dir : "/tmp", 2u << 20, &pool, &e) < 0)
+			pool = NULL;
+	}
+	return pool;
+}
+
+static void maybe_spill(struct blob *b, const uint8_t *data, size_t size)
+{
+	struct err e = {0};
+
+	if (size && data[size - 1] & 2 && spill_pool())
+		blob_set_spill(b, spill_pool(), &e);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct blob_limits lim = {
-	    .max_output = 8u << 20, .max_expansion = 500, .zstd_window_log_max = 22};
+	    .max_output = FUZZ_MAX_OUTPUT, .max_expansion = 500, .zstd_window_log_max = 22};
 	struct blob *b = NULL, *b2 = NULL, *b3 = NULL, *b4 = NULL;
 	struct blob_stream *s = NULL;
 	struct blob_digests dg;
@@ -57,6 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsetenv("STRATA_BLOB_ZLIB");
 	if (blob_open(fd, 3, size, &lim, &b, &e) < 0)
 		goto out;
+	maybe_spill(b, data, size);
 	some_preads(b, data, size, 2);
 	if (blob_stream_open(b, &s, &e) == 0) {
 		while (blob_stream_next(s, &run, &e) > 0)
@@ -68,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (blob_index_export(b, &idx, &idx_len, &e) == 0 &&
 	    blob_open(fd, 3, size, &lim, &b2, &e) == 0 &&
 	    blob_index_import(b2, idx, idx_len, &e) == 0) {
+		maybe_spill(b2, data, size);
 		some_preads(b2, data, size, 4);
 		/* A forged index that passes validation (a bit count, a bit value, a
 		 * window byte changed) may give wrong bytes or errors, never a crash. */
