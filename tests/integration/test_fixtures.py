@@ -12,7 +12,9 @@ selection refusals and the `ls`/`cat` subcommands.
 """
 import json
 import os
+import random
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strata_test as st  # noqa: E402
@@ -268,6 +270,51 @@ def t_remount_same_point():
                 st.check(f.read() == "settings version 3 (final)\n", "mount %d: wrong settings.txt" % i)
 
 
+def t_zstd_spill():
+    """A single-frame zstd layer (skopeo's): far reads come through the spill, byte-exact."""
+    work = tempfile.mkdtemp(prefix="strata-spill-")
+    try:
+        root = os.path.join(work, "root")
+        os.makedirs(os.path.join(root, "app"))
+        huge = os.path.join(root, "app", "huge.bin")
+        with open(huge, "wb") as f:  # incompressible, 12 MiB: far past the 4 MiB spill gap
+            f.write(random.Random(12).randbytes(12 << 20))
+        tar = os.path.join(work, "layer.tar")
+        st.check(st.run(["tar", "-cf", tar, "-C", root, "app"]).rc == 0, "tar failed")
+        lay = os.path.join(work, "umoci")
+        for argv in (["umoci", "init", "--layout", lay],
+                     ["umoci", "new", "--image", lay + ":spill"],
+                     ["umoci", "raw", "add-layer", "--image", lay + ":spill", tar],
+                     ["skopeo", "--insecure-policy", "copy", "-q", "--dest-compress-format", "zstd",
+                      "oci:%s:spill" % lay, "oci:%s:spill" % os.path.join(work, "zst")]):
+            res = st.run(argv, timeout=120)
+            st.check(res.rc == 0, "%s failed: %s" % (argv[0], res.text()))
+        with st.mounted(STRATA, os.path.join(work, "zst")) as mnt:
+            with open(os.path.join(mnt, "image", "status")) as f:
+                status = f.read()
+            st.check("\nspill: /" in status, "image/status names no spill directory:\n" + status)
+            out = []
+            for view in ("layers/00", "merged"):
+                d = st.pread_check(os.path.join(mnt, view, "app", "huge.bin"), huge, reads=120)
+                if d:
+                    out.append("%s/app/huge.bin: %s" % (view, d[:3]))
+            st.check(not out, "\n".join(out))
+            spills = []
+            for pid in st.daemon_pids(mnt):
+                for fd in os.listdir("/proc/%d/fd" % pid):
+                    try:
+                        target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                    except OSError:
+                        continue
+                    if "/spill/" in target:
+                        spills.append(target)
+            st.check(spills, "the daemon holds no spill file after reads 4-12 MiB into a "
+                     "single-frame zstd layer")
+        return "%d spill file(s) open" % len(spills)
+    finally:
+        st.run(["rm", "-rf", work])
+
+
 for im in FIXTURES["images"]:
     suite.run("mount %s" % im["name"], t_image, im, timeout=180)
 suite.run("random reads in layers/00 of every format", t_layer_preads, timeout=180)
@@ -277,4 +324,5 @@ suite.run("index without --platform", t_index_without_platform, timeout=60)
 suite.run("strata ls / cat", t_ls_cat, timeout=180)
 suite.run("parallel reads (8 threads)", t_parallel_reads, timeout=240)
 suite.run("mount twice", t_remount_same_point, timeout=60)
+suite.run("single-frame zstd: far reads through the spill", t_zstd_spill, timeout=240)
 suite.finish()
