@@ -97,6 +97,9 @@ struct blob_stream;
 /* Fills l with the defaults: 256 GiB output, ratio 2000, zstd window 2^30. */
 void blob_limits_default(struct blob_limits *l);
 
+/* What inflates gzip blobs in this process: "ISA-L 2.30.0" or "zlib". */
+const char *blob_gzip_engine(void);
+
 /* Counters for tests and benchmarks: how much work random access costs. */
 struct blob_stats {
 	uint64_t pread_decompressed; /* bytes decompressed on behalf of blob_pread */

@@ -385,6 +385,21 @@ static ssize_t isal_body(struct dec *d, unsigned char *buf, size_t cap, struct e
 }
 #endif
 
+const char *blob_gzip_engine(void)
+{
+#if HAVE_ISAL
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+	return getenv("STRATA_BLOB_ZLIB") ? "zlib"
+	                                  : "ISA-L " STR(ISAL_MAJOR_VERSION) "." STR(
+	                                        ISAL_MINOR_VERSION) "." STR(ISAL_PATCH_VERSION);
+#undef STR
+#undef STR_
+#else
+	return "zlib";
+#endif
+}
+
 int gz_start(struct dec *d, const struct blob_point *p, struct err *err)
 {
 	int r;

@@ -490,6 +490,11 @@ const char *image_cache_dir(const struct image *img)
 	return img->cache ? cache_dir(img->cache) : NULL;
 }
 
+const char *image_gzip_engine(void)
+{
+	return blob_gzip_engine();
+}
+
 const char *image_spill_dir(const struct image *img)
 {
 	return img->spill_dir;

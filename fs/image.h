@@ -79,6 +79,8 @@ const char *image_how_name(uint32_t how);
 
 /* The text of image/status: what is mounted (path, kind, name, digests, cache use). */
 const char *image_status(const struct image *img, size_t *ret_len);
+/* What inflates gzip layers in this process: "ISA-L 2.30.0" or "zlib". */
+const char *image_gzip_engine(void);
 
 /* The text of image/history: one line per layer. */
 

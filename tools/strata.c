@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "version.h"
 #include "vfs.h"
 
 static const char usage_main[] =
@@ -38,7 +39,8 @@ static const char usage_main[] =
     "  inspect IMAGE            per layer: sizes, entries added/changed/hidden, build command\n"
     "  scan IMAGE               find secrets in every layer and the config (exit 1 if any)\n"
     "\n"
-    "Run 'strata COMMAND --help' for a command's options.\n";
+    "Run 'strata COMMAND --help' for a command's options; 'strata --version' names the\n"
+    "build and what inflates gzip layers.\n";
 
 static const char usage_mount[] =
     "usage: strata mount [OPTIONS] IMAGE[:TAG|@DIGEST] MOUNTPOINT\n"
@@ -377,6 +379,10 @@ int main(int argc, char **argv)
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(usage_main, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("strata %s (inflate: %s)\n", STRATA_VERSION, image_gzip_engine());
+		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))

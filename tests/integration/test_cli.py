@@ -92,6 +92,10 @@ def t_help():
         st.check(h.rc == 0 and text.startswith("usage: strata %s" % c), "strata %s --help: %s" % (c, h.text()))
         st.check("example" in text, "strata %s --help has an example" % c)
 
+    ver = st.run([STRATA, "--version"])
+    st.check(ver.rc == 0 and re.fullmatch(rb"strata \S+ \(inflate: (ISA-L \d+\.\d+\.\d+|zlib)\)\n", ver.out),
+             "strata --version: %s" % ver.text())
+
     bad = st.run([STRATA, "frobnicate"])
     st.check(bad.rc == 2 and b"unknown command 'frobnicate'" in bad.err, "unknown command: %s" % bad.text())
     bad = st.run([STRATA, "ls", "--bogus", DEMO])
