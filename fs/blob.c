@@ -121,6 +121,31 @@ void points_free(struct blob_point *pts, size_t n)
 	free(pts);
 }
 
+void points_take(struct blob *b, struct blob_point *pts, size_t n, uint64_t size)
+{
+	struct blob_point *old;
+	uint64_t gap = 0, from = 0;
+	size_t nold;
+
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t to = i < n ? pts[i].out : size;
+
+		if (to - from > gap)
+			gap = to - from;
+		from = to;
+	}
+	pthread_mutex_lock(&b->lock);
+	old = b->pts;
+	nold = b->npts;
+	b->pts = pts;
+	b->npts = n;
+	b->stats.seek_points = n;
+	__atomic_store_n(&b->points_near, gap <= BLOB_SPILL_GAP, __ATOMIC_RELEASE);
+	__atomic_store_n(&b->size, (int64_t)size, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&b->lock);
+	points_free(old, nold);
+}
+
 void dec_free(struct dec *d)
 {
 	if (!d)
@@ -414,8 +439,6 @@ int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, 
 	struct dec *d = s->d;
 	struct blob_digests dg = {0};
 	const void *data;
-	struct blob_point *old;
-	size_t nold;
 	ssize_t n;
 	int r;
 
@@ -436,17 +459,9 @@ int blob_stream_finish(struct blob_stream *s, struct blob_digests *ret_digests, 
 	dg.decompressed_size = d->out_pos;
 	s->finished = true;
 
-	pthread_mutex_lock(&b->lock);
-	old = b->pts;
-	nold = b->npts;
-	b->pts = d->pts;
-	b->npts = d->npts;
-	b->stats.seek_points = d->npts;
-	__atomic_store_n(&b->size, (int64_t)d->out_pos, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&b->lock);
+	points_take(b, d->pts, d->npts, d->out_pos);
 	d->pts = NULL;
 	d->npts = d->cap_pts = 0;
-	points_free(old, nold);
 	*ret_digests = dg;
 	return 0;
 }
@@ -635,7 +650,8 @@ ssize_t blob_pread(struct blob *b, void *buf, size_t len, uint64_t off, struct e
 			               (unsigned long long)off, strerror((int)-r));
 		return r;
 	}
-	if (b->spill) {
+	/* Seek points a MiB apart (gzip) never need the spill: skip its locks. */
+	if (b->spill && !__atomic_load_n(&b->points_near, __ATOMIC_ACQUIRE)) {
 		bool served;
 
 		r = spill_pread(b, buf, len, off, &served, err);

@@ -128,6 +128,9 @@ struct blob {
 
 	pthread_mutex_t lock;
 	int64_t size; /* -1 while unknown; read with __atomic loads */
+	/* Known points and none more than BLOB_SPILL_GAP from the next (or the
+	 * end): no read can need the spill. Read with __atomic loads. */
+	bool points_near;
 	bool streaming;
 	struct blob_point *pts; /* sorted by in and out; the start at 0 is implicit */
 	size_t npts;
@@ -181,6 +184,9 @@ int dec_add_point(struct dec *d, const struct blob_point *p, struct err *err);
 
 /* Frees n points and what they own (not what they borrow). */
 void points_free(struct blob_point *pts, size_t n);
+/* Makes pts (n of them, sorted) the blob's seek points for a stream of size
+ * bytes, freeing the old ones. */
+void points_take(struct blob *b, struct blob_point *pts, size_t n, uint64_t size);
 
 /* Decompresses the next bytes into buf; 0 at the end of the stream. */
 ssize_t dec_read(struct dec *d, unsigned char *buf, size_t cap, struct err *err);

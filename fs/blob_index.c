@@ -164,10 +164,10 @@ static const char *point_invalid(const struct blob *b, const struct blob_point *
 static int index_import(struct blob *b, const void *buf, size_t len, bool borrow, struct err *err)
 {
 	const unsigned char *s = buf, *p;
-	struct blob_point *pts = NULL, *old;
+	struct blob_point *pts = NULL;
 	const struct blob_point *prev = &start_point;
 	uint64_t head, size, count, snap_id;
-	size_t n = 0, nold;
+	size_t n = 0;
 	const char *why = NULL;
 	int r = -EINVAL;
 
@@ -241,15 +241,7 @@ static int index_import(struct blob *b, const void *buf, size_t len, bool borrow
 		why = "trailing bytes";
 		goto out;
 	}
-	pthread_mutex_lock(&b->lock);
-	old = b->pts;
-	nold = b->npts;
-	b->pts = pts;
-	b->npts = n;
-	b->stats.seek_points = n;
-	__atomic_store_n(&b->size, (int64_t)size, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&b->lock);
-	points_free(old, nold);
+	points_take(b, pts, n, size);
 	return 0;
 out:
 	points_free(pts, pts ? count : 0); /* calloc'd: unfilled points own nothing */
