@@ -134,6 +134,13 @@ int layer_import(struct blob *b, const void *data, size_t len, struct layer **re
                  size_t *ret_used, struct err *err);
 
 /*
+ * How many leading bytes of an exported index a stat or lookup touches (the
+ * header and the entries); paths, xattrs and warnings follow and are read
+ * rarely, so a mapping can tell the kernel to keep them apart.
+ */
+size_t layer_export_hot_len(const struct layer *l);
+
+/*
  * The version of the index format and of the indexing rules: anything that
  * refers to entries by number (a cached tree) is only valid for the same one.
  */

@@ -449,6 +449,11 @@ static int entries_valid(const struct layer *l)
 	return a.ok && (a.to == l->nents || b.ok);
 }
 
+size_t layer_export_hot_len(const struct layer *l)
+{
+	return sizeof(struct layer_header) + (size_t)l->nents * sizeof(struct layer_entry);
+}
+
 int layer_import(struct blob *b, const void *data, size_t len, struct layer **ret_layer,
                  size_t *ret_used, struct err *err)
 {

@@ -2,7 +2,8 @@
  * Unit tests of fs/cache (with layer_export/layer_import underneath): a
  * stored index loads back identical; a flipped byte, a truncated file, a file
  * made from another blob and a hostile key are refused, and a refused file
- * is removed so that it is rebuilt.
+ * is removed so that it is rebuilt. A loaded index's mapping is split after
+ * the entries, so that stat-like walks do not map its paths.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,85 @@ static void flip_byte(const char *path, off_t where)
 	c ^= 0x40;
 	if (pwrite(fd, &c, 1, where) != 1)
 		abort();
+	close(fd);
+}
+
+/*
+ * The mappings of the file at path in this process (by inode: earlier
+ * versions of the file, since replaced, may still be mapped): count, and the
+ * file offset where the second starts.
+ */
+static int mappings_of(const char *path, unsigned long *ret_second_off)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	struct stat st;
+	char line[4096];
+	int n = 0;
+
+	if (stat(path, &st) < 0)
+		return -1;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long off, ino;
+
+		if (sscanf(line, "%*x-%*x %*s %lx %*s %lu", &off, &ino) != 2 || ino != st.st_ino ||
+		    !strstr(line, path))
+			continue;
+		if (n++ == 1)
+			*ret_second_off = off;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * An index with paths well past a page: after loading, the entries and the
+ * paths are separate mappings (the kernel maps whole folios only within one),
+ * split at the first page boundary past the entries.
+ */
+static void split_mapping(struct cache *c)
+{
+	enum { N = 300 };
+	static char names[N][80];
+	struct ent ents[N];
+	struct layer *l, *l2 = NULL;
+	struct blob *b, *b2;
+	struct blob_digests d;
+	struct err err = {0};
+	const unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+	unsigned long second = 0;
+	size_t len, hot;
+	char *path;
+	int fd, n;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]),
+		         "usr/share/a-rather-long-directory-name/file-%04d", i);
+		ents[i] = (struct ent){names[i], 'f', "x", 0};
+	}
+	fd = mktar(ents, N, 0, &len);
+	if (blob_open(fd, 0, len, NULL, &b, &err) < 0 ||
+	    layer_index(b, "test", NULL, &l, &d, &err) < 0)
+		abort();
+	hot = layer_export_hot_len(l);
+	CHECK(hot > N * sizeof(struct layer_entry) && hot < 4 * 4096,
+	      "the hot part is the header and the entries (%zu bytes)", hot);
+	CHECK(cache_store_layer(c, KEY, l, b, &d, &err) == 0, "stored: %s", err.msg);
+	path = cache_path(c, KEY);
+	blob_open(fd, 0, len, NULL, &b2, NULL);
+	CHECK(cache_load_layer(c, KEY, b2, &l2, NULL, &err) == 0, "loads: %s", err.msg);
+	n = mappings_of(path, &second);
+	CHECK(n == 2, "the file is mapped in two parts (%d)", n);
+	/* the cache header comes before the layer's bytes */
+	CHECK(second > hot && second % page == 0 && second - hot < page + 256,
+	      "split on the page after the entries (at %lu, entries end near %zu)", second, hot);
+	CHECK(l2 && same_index(l, l2), "and the split index reads the same");
+	layer_free(l2);
+	blob_free(b2);
+	unlink(path);
+	free(path);
+	layer_free(l);
+	blob_free(b);
 	close(fd);
 }
 
@@ -143,6 +223,7 @@ int main(void)
 	      "keys that are not algo:hex never become file names");
 	CHECK(cache_load_layer(c, "sha256:../../x", b2, &l2, NULL, NULL) == -ENOENT,
 	      "and loading by such a key finds nothing");
+	split_mapping(c);
 
 	unlink(path);
 	rmdir(dir);
