@@ -148,16 +148,25 @@ static int verify(struct image *img, uint32_t i, int no_verify, struct err *err)
 	return err_set(err, -EBADMSG, "%s (use --no-verify to read it anyway)", msg);
 }
 
-struct layer_progress {
+/* The image's hooks, told which layer a layer's indexer is on. */
+struct layer_hook {
 	const struct image_opts *opts;
 	uint32_t layer;
 };
 
 static void layer_progress(void *opaque, uint64_t done, uint64_t total)
 {
-	struct layer_progress *p = opaque;
+	struct layer_hook *h = opaque;
 
-	p->opts->progress(p->opts->progress_opaque, p->layer, done, total);
+	h->opts->progress(h->opts->progress_opaque, h->layer, done, total);
+}
+
+static int layer_file(void *opaque, uint32_t entry, const char *path, const void *data,
+                      uint64_t size)
+{
+	struct layer_hook *h = opaque;
+
+	return h->opts->file(h->opts->file_opaque, h->layer, entry, path, data, size);
 }
 
 static void *index_worker(void *arg)
@@ -167,7 +176,7 @@ static void *index_worker(void *arg)
 
 	for (;;) {
 		struct layer_limits lim = job->opts->layer;
-		struct layer_progress lp = {job->opts, 0};
+		struct layer_hook hook = {job->opts, 0};
 		struct err err = {0};
 		uint32_t i;
 		int r;
@@ -186,10 +195,15 @@ static void *index_worker(void *arg)
 			pthread_mutex_unlock(&job->lock);
 			continue;
 		}
+		hook.layer = i;
 		if (job->opts->progress) {
-			lp.layer = i;
 			lim.progress = layer_progress;
-			lim.progress_opaque = &lp;
+			lim.progress_opaque = &hook;
+		}
+		if (job->opts->file) {
+			lim.file = layer_file;
+			lim.file_opaque = &hook;
+			lim.file_max = job->opts->file_max;
 		}
 		r = layer_index(img->blobs[i], img->layer_names[i], &lim, &img->layers[i],
 		                &img->digests[i], &err);

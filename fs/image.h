@@ -41,6 +41,16 @@ struct image_opts {
 	/* Optional: indexing progress of layer i (stored bytes), from indexing threads. */
 	void (*progress)(void *opaque, uint32_t layer, uint64_t done, uint64_t total);
 	void *progress_opaque;
+	/*
+	 * Optional: each regular file of layer i with its bytes, as indexing
+	 * passes over it (see layer_limits.file; file_max bounds the bytes held),
+	 * from indexing threads. Layers whose index is cached are not read, so
+	 * their files are not reported. A negative return fails image_open.
+	 */
+	int (*file)(void *opaque, uint32_t layer, uint32_t entry, const char *path,
+	            const void *data, uint64_t size);
+	void *file_opaque;
+	uint64_t file_max;
 };
 
 struct image;

@@ -37,6 +37,7 @@ struct index_ctx {
 	ssize_t first_len;
 	struct err stream_err;
 	struct buf clean;  /* scratch: a cleaned path */
+	struct buf data;   /* scratch: a file's bytes for lim->file */
 	uint64_t reported; /* stored bytes at the last progress report */
 };
 
@@ -317,6 +318,36 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 	return buf_append(&l->entries, &e, sizeof(e));
 }
 
+/*
+ * Hands the regular file just indexed (the last entry) to lim->file with its
+ * bytes. A file whose bytes end early is not handed over: the next header
+ * read reports the broken stream.
+ */
+static int tap_file(struct index_ctx *c, struct archive *a)
+{
+	const struct layer *l = c->layer;
+	uint32_t n = (uint32_t)(l->entries.len / sizeof(struct layer_entry));
+	const struct layer_entry *e = (const struct layer_entry *)l->entries.data + n - 1;
+	const char *path = l->pool.data + e->path;
+	size_t got = 0;
+
+	if (e->type != LAYER_REG)
+		return 0;
+	if (e->size > c->lim->file_max)
+		return c->lim->file(c->lim->file_opaque, n - 1, path, NULL, e->size);
+	c->data.len = 0;
+	if (buf_grow(&c->data, e->size + 1) < 0)
+		return -ENOMEM;
+	while (got < e->size) {
+		la_ssize_t k = archive_read_data(a, c->data.data + got, e->size - got);
+
+		if (k <= 0)
+			return 0;
+		got += (size_t)k;
+	}
+	return c->lim->file(c->lim->file_opaque, n - 1, path, c->data.data, e->size);
+}
+
 static int run_archive(struct index_ctx *c, struct err *err)
 {
 	struct archive *a = archive_read_new();
@@ -366,6 +397,11 @@ static int run_archive(struct index_ctx *c, struct err *err)
 		r = add_entry(c, a, ae);
 		if (r < 0) {
 			ret = err_set(err, r, "%s: indexing entry at offset %lld: %s", c->name,
+			              (long long)archive_filter_bytes(a, 0), strerror(-r));
+			goto out;
+		}
+		if (r == 0 && c->lim->file && (r = tap_file(c, a)) < 0) {
+			ret = err_set(err, r, "%s: entry at offset %lld: %s", c->name,
 			              (long long)archive_filter_bytes(a, 0), strerror(-r));
 			goto out;
 		}
@@ -450,6 +486,7 @@ out:
 
 	blob_stream_free(c.stream);
 	buf_release(&c.clean);
+	buf_release(&c.data);
 	layer_free(l);
 	if (utf8) {
 		uselocale(old);

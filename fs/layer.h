@@ -90,6 +90,17 @@ struct layer_limits {
 	 */
 	void (*progress)(void *opaque, uint64_t stored_done, uint64_t stored_total);
 	void *progress_opaque;
+	/*
+	 * Optional: called from the indexing thread with the bytes of each
+	 * regular file as the pass goes by them (entry is its index number, path
+	 * its cleaned path, both valid during the call), so that a reader of every
+	 * file needs no second pass. Files over file_max bytes are reported with
+	 * data NULL. A negative return stops indexing with that error.
+	 */
+	int (*file)(void *opaque, uint32_t entry, const char *path, const void *data,
+	            uint64_t size);
+	void *file_opaque;
+	uint64_t file_max; /* bound on the bytes of one file held for the call */
 };
 
 struct layer;

@@ -9,7 +9,7 @@
  * again under the link's path, so that a secret is reported at every path
  * that shows it.
  */
-#include "secrets.h"
+#include "secrets_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,10 +43,12 @@ struct hidden_key {
 
 struct secrets {
 	struct image *img;
-	struct scan_rules *rules;
+	struct scan_rules *rules;            /* owned unless stream is set */
+	const struct secrets_stream *stream; /* taken over in secrets_new */
 	struct scan_vendor *vendor;
 	struct scan_limits limits;
 	struct scan_options sopts;
+	struct scanner_pool pool; /* idle scanners for lazy scans and workers */
 	struct slayer *layers;
 	uint32_t n;
 	struct hidden_key *hidden; /* open addressing on (layer, path) */
@@ -56,8 +58,6 @@ struct secrets {
 
 	pthread_mutex_t lock; /* guards what follows */
 	pthread_cond_t done_cond;
-	struct scan_scanner **pool; /* idle scanners for lazy scans */
-	size_t npool;
 	struct scan_results *config;
 	int full_running, full_done;
 	struct timespec started, ended;
@@ -129,30 +129,12 @@ static void note_start(struct secrets *s)
 
 static struct scan_scanner *take_scanner(struct secrets *s)
 {
-	struct scan_scanner *sc = NULL;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->npool)
-		sc = s->pool[--s->npool];
-	pthread_mutex_unlock(&s->lock);
-	if (!sc && scan_scanner_new(&sc, s->rules, &s->sopts, NULL) < 0)
-		return NULL;
-	return sc;
+	return scanner_pool_take(&s->pool, s->rules, &s->sopts);
 }
 
 static void give_scanner(struct secrets *s, struct scan_scanner *sc)
 {
-	struct scan_scanner **p;
-
-	pthread_mutex_lock(&s->lock);
-	p = realloc(s->pool, (s->npool + 1) * sizeof(*p));
-	if (p) {
-		s->pool = p;
-		p[s->npool++] = sc;
-		sc = NULL;
-	}
-	pthread_mutex_unlock(&s->lock);
-	scan_scanner_free(sc);
+	scanner_pool_give(&s->pool, sc);
 }
 
 /* Finds the hardlinks of each layer, so that their targets' bytes are scanned under their names
@@ -227,10 +209,12 @@ static int scan_bytes(struct secrets *s, struct scan_scanner *sc, uint32_t li, u
 }
 
 /*
- * Scans entry ei of layer li (claimed by the caller) and its hardlinks,
- * adding the findings to the layer's results. Runs without the layer lock.
+ * Scans the bytes of entry ei of layer li under its own path (unless
+ * aliases_only) and under its hardlinks' paths, adding the findings and the
+ * counts to the layer's results. Runs without the layer lock.
  */
-static int scan_one(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei)
+static int scan_file(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei,
+                     int aliases_only)
 {
 	const struct layer *l = image_layer(s->img, li);
 	const struct layer_entry *e = layer_entry(l, ei);
@@ -241,36 +225,36 @@ static int scan_one(struct secrets *s, struct scan_scanner *sc, uint32_t li, uin
 	int r = 0;
 
 	scan_scanner_stats(sc, &before);
-	if (e->size > s->limits.max_file_size) {
-		delta.skipped_too_large = 1; /* counted, never read */
-	} else {
+	if (e->size <= s->limits.max_file_size) {
 		data = malloc(e->size ? e->size : 1);
 		if (!data)
 			return -ENOMEM;
 		got = layer_read(l, e, data, e->size, 0, NULL);
 		if (got < 0) {
-			r = (int)got;
-			goto out;
+			free(data);
+			return (int)got;
 		}
-		r = scan_bytes(s, sc, li, ei, data, (size_t)got, sl->results);
+		if (!aliases_only)
+			r = scan_bytes(s, sc, li, ei, data, (size_t)got, sl->results);
 		for (uint32_t a = sl->alias_first[ei]; r == 0 && a != NONE; a = sl->alias_next[a])
 			r = scan_bytes(s, sc, li, a, data, (size_t)got, sl->results);
 	}
 	scan_scanner_stats(sc, &after);
-	delta.files = after.files - before.files;
-	delta.bytes = after.bytes - before.bytes;
-	delta.archives = after.archives - before.archives;
-	delta.members = after.members - before.members;
-	delta.limit_depth = after.limit_depth - before.limit_depth;
-	delta.limit_members = after.limit_members - before.limit_members;
-	delta.limit_expanded = after.limit_expanded - before.limit_expanded;
-	delta.archive_errors = after.archive_errors - before.archive_errors;
-	delta.regex_limits = after.regex_limits - before.regex_limits;
-	delta.findings = after.findings - before.findings;
-	delta.findings_dropped = after.findings_dropped - before.findings_dropped;
+	scan_stats_diff(&after, &before, &delta);
+	if (e->size > s->limits.max_file_size && !aliases_only)
+		delta.skipped_too_large++; /* counted, never read */
 	scan_results_add_stats(sl->results, &delta);
-out:
 	free(data);
+	return r;
+}
+
+/* Scans entry ei of layer li (claimed by the caller) and its hardlinks. */
+static int scan_one(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei)
+{
+	const struct layer_entry *e = layer_entry(image_layer(s->img, li), ei);
+	struct slayer *sl = &s->layers[li];
+	int r = scan_file(s, sc, li, ei, 0);
+
 	pthread_mutex_lock(&sl->lock);
 	sl->p.entries_done++;
 	sl->p.bytes_done += e->size;
@@ -405,6 +389,81 @@ static int reload_one(const struct scan_finding *f, void *opaque)
 	r = scan_results_add(&copy, rl->into);
 	free(outer);
 	free(view);
+	return r;
+}
+
+/* The package that installed entry ei of layer li unchanged, or NULL (reads the file). */
+static const char *vendor_of(struct secrets *s, uint32_t li, uint32_t ei)
+{
+	const struct layer *l = image_layer(s->img, li);
+	const struct layer_entry *e = layer_entry(l, ei);
+	const char *pkg = NULL;
+	char *data;
+	ssize_t got;
+
+	if (!scan_vendor_lists(s->vendor, layer_str(l, e->path)) ||
+	    e->size > s->limits.max_file_size || !(data = malloc(e->size + 1)))
+		return NULL;
+	got = layer_read(l, e, data, e->size, 0, NULL);
+	if (got >= 0)
+		pkg = scan_vendor_match(s->vendor, layer_str(l, e->path), data, (size_t)got);
+	free(data);
+	return pkg;
+}
+
+/*
+ * Takes over what the indexing pass found in layer li (secrets_stream.c):
+ * its files count as scanned, each finding gets what depends on the whole
+ * image (visibility, view path; a package that installed the file makes it
+ * an example, with the note the scanner itself would add), and hardlinks to
+ * those files have the files' bytes scanned under their paths, as scan_one
+ * does. Runs in secrets_new, before anything else can see the layer.
+ */
+static int adopt_layer(struct secrets *s, uint32_t li, const struct stream_layer *st)
+{
+	const struct layer *l = image_layer(s->img, li);
+	const uint32_t n = layer_count(l);
+	struct slayer *sl = &s->layers[li];
+	struct reload rl = {s, sl->results};
+	struct scan_scanner *sc = NULL;
+	const char *pkg = NULL;
+	int r = 0;
+
+	for (size_t k = 0; r == 0 && k < st->n; k++) {
+		const struct stream_rec *rec = &st->recs[k];
+		struct scan_finding copy = *rec->f;
+		char *why = NULL;
+
+		if (rec->entry >= n)
+			return -EINVAL;
+		if (k == 0 || rec->entry != st->recs[k - 1].entry)
+			pkg = vendor_of(s, li, rec->entry);
+		if (pkg) {
+			if (asprintf(&why, "%s%svendor: package %s", copy.why ? copy.why : "",
+			             copy.why && *copy.why ? "; " : "", pkg) < 0)
+				return -ENOMEM;
+			copy.why = why;
+			copy.confidence = SCAN_CONF_EXAMPLE;
+		}
+		r = reload_one(&copy, &rl);
+		free(why);
+	}
+	for (uint32_t e = 0; r == 0 && e < n && e < st->nseen; e++) {
+		if (!st->seen[e] || layer_entry(l, e)->type != LAYER_REG)
+			continue;
+		sl->done[e] = 1;
+		sl->p.entries_done++;
+		sl->p.bytes_done += layer_entry(l, e)->size;
+		if (sl->alias_first[e] == NONE)
+			continue;
+		if (!sc && !(sc = take_scanner(s)))
+			return -ENOMEM;
+		r = scan_file(s, sc, li, e, 1);
+	}
+	if (sc)
+		give_scanner(s, sc);
+	scan_results_add_stats(sl->results, &st->stats);
+	s->files += st->files;
 	return r;
 }
 
@@ -703,12 +762,33 @@ const struct scan_rules *secrets_rules(const struct secrets *s)
 	return s->rules;
 }
 
+int secrets_rules_load(const struct secrets_opts *opts, struct scan_rules **ret, struct err *err)
+{
+	struct scan_rules *rules = NULL, *extra = NULL;
+	struct scan_err se = {0};
+	int r;
+
+	if ((r = scan_rules_new_builtin(&rules, &se)) < 0)
+		return err_set(err, r, "built-in rules: %s", se.msg);
+	if (opts && opts->rules_file) {
+		r = scan_rules_new_file(&extra, opts->rules_file, &se);
+		if (r == 0)
+			r = scan_rules_merge(rules, extra, &se);
+		scan_rules_free(extra);
+		if (r < 0) {
+			scan_rules_free(rules);
+			return err_set(err, r, "%s: %s", opts->rules_file, se.msg);
+		}
+	}
+	*ret = rules;
+	return 0;
+}
+
 int secrets_new(struct image *img, const struct secrets_opts *opts, struct secrets **ret,
                 struct err *err)
 {
 	struct secrets_opts def = {0};
 	struct secrets *s = calloc(1, sizeof(*s));
-	struct scan_err se = {0};
 	int r = -ENOMEM;
 
 	if (!opts)
@@ -719,6 +799,7 @@ int secrets_new(struct image *img, const struct secrets_opts *opts, struct secre
 	s->n = image_layer_count(img);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
+	scanner_pool_init(&s->pool);
 	scan_limits_default(&s->limits);
 	if (opts->max_file_size)
 		s->limits.max_file_size = opts->max_file_size;
@@ -728,21 +809,11 @@ int secrets_new(struct image *img, const struct secrets_opts *opts, struct secre
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		s->threads = n > 0 ? (unsigned)n : 1;
 	}
-	if ((r = scan_rules_new_builtin(&s->rules, &se)) < 0) {
-		err_set(err, r, "built-in rules: %s", se.msg);
+	if (opts->stream) {
+		s->stream = opts->stream;
+		s->rules = opts->stream->rules;
+	} else if ((r = secrets_rules_load(opts, &s->rules, err)) < 0) {
 		goto fail;
-	}
-	if (opts->rules_file) {
-		struct scan_rules *extra = NULL;
-
-		r = scan_rules_new_file(&extra, opts->rules_file, &se);
-		if (r == 0)
-			r = scan_rules_merge(s->rules, extra, &se);
-		scan_rules_free(extra);
-		if (r < 0) {
-			err_set(err, r, "%s: %s", opts->rules_file, se.msg);
-			goto fail;
-		}
 	}
 	if (!opts->no_cache) {
 		const char *dir = opts->cache_dir ? opts->cache_dir : image_cache_dir(img);
@@ -763,6 +834,19 @@ int secrets_new(struct image *img, const struct secrets_opts *opts, struct secre
 		sl->done = calloc(layer_count(image_layer(img, i)) + 1, 1);
 		if (!sl->done || scan_results_new(&sl->results) < 0 || build_aliases(s, i) < 0)
 			goto nomem;
+	}
+	if (s->stream) {
+		if ((r = ensure_vendor(s)) < 0) {
+			err_set(err, r, "reading the package databases: %s", strerror(-r));
+			goto fail;
+		}
+		for (uint32_t i = 0; i < s->n && i < s->stream->nlayers; i++) {
+			if ((r = adopt_layer(s, i, &s->stream->layers[i])) < 0) {
+				err_set(err, r, "%s: taking over the scan of the indexing pass: %s",
+				        image_layer_digest(img, i), strerror(-r));
+				goto fail;
+			}
+		}
 	}
 	*ret = s;
 	return 0;
@@ -788,12 +872,11 @@ void secrets_free(struct secrets *s)
 		pthread_cond_destroy(&sl->idle);
 	}
 	free(s->layers);
-	for (size_t i = 0; i < s->npool; i++)
-		scan_scanner_free(s->pool[i]);
-	free(s->pool);
+	scanner_pool_release(&s->pool);
 	scan_results_free(s->config);
 	scan_vendor_free(s->vendor);
-	scan_rules_free(s->rules);
+	if (!s->stream)
+		scan_rules_free(s->rules);
 	free(s->hidden);
 	free(s->cache_dir);
 	pthread_mutex_destroy(&s->lock);

@@ -35,6 +35,8 @@ struct secrets_opts {
 	unsigned threads;       /* 0: one per core */
 	int no_cache;           /* neither read nor write saved results */
 	const char *cache_dir;  /* NULL: the image's cache directory */
+	/* Optional: what the indexing pass found (below); its rules are used. */
+	const struct secrets_stream *stream;
 };
 
 struct secrets_layer_progress {
@@ -45,6 +47,23 @@ struct secrets_layer_progress {
 };
 
 struct secrets;
+
+/*
+ * Scanning during indexing, for a scan of the whole image: a stream's hook
+ * goes into the image_opts before image_open, so that each file of a layer
+ * being indexed is scanned as the pass goes by its bytes; secrets_new with
+ * opts->stream takes the findings over, and secrets_scan_all then reads only
+ * what the pass did not see (layers whose index was cached). Each layer is
+ * decompressed once instead of twice.
+ *
+ * Ownership: the secrets object borrows the stream; free the stream after it.
+ */
+struct secrets_stream;
+
+int secrets_stream_new(const struct secrets_opts *opts, struct secrets_stream **ret,
+                       struct err *err);
+void secrets_stream_hook(struct secrets_stream *st, struct image_opts *io);
+void secrets_stream_free(struct secrets_stream *st);
 
 int secrets_new(struct image *img, const struct secrets_opts *opts, struct secrets **ret,
                 struct err *err);

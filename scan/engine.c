@@ -18,7 +18,6 @@
 #include "nested.h"
 #include "rules.h"
 #include "util.h"
-#include "vendor.h"
 
 #include <ctype.h>
 #include <errno.h>

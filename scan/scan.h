@@ -175,6 +175,14 @@ int scan_vendor_add_db_file(struct scan_vendor *v, const char *path, const void 
 int scan_vendor_add_apk_installed(struct scan_vendor *v, const void *data, size_t len,
                                   struct scan_err *e);
 size_t scan_vendor_count(const struct scan_vendor *v);
+/*
+ * The package whose database lists path with exactly these bytes (its md5 or
+ * sha1 sum), or NULL: vendor content, whose findings are examples.
+ */
+const char *scan_vendor_match(const struct scan_vendor *v, const char *path, const void *data,
+                              size_t len);
+/* Whether the package databases have a checksum for path (reading its bytes is worth it). */
+bool scan_vendor_lists(const struct scan_vendor *v, const char *path);
 
 /* ---- scanning --------------------------------------------------------- */
 
@@ -285,6 +293,9 @@ struct scan_stats {
 /* Cumulative counters of this scanner since it was made. */
 void scan_scanner_stats(const struct scan_scanner *s, struct scan_stats *out);
 void scan_stats_add(struct scan_stats *sum, const struct scan_stats *add);
+/* What a scanner counted between two of its snapshots: after - before. */
+void scan_stats_diff(const struct scan_stats *after, const struct scan_stats *before,
+                     struct scan_stats *ret);
 
 /* Shannon entropy in bits per byte (exposed for tests and tools). */
 double scan_entropy(const void *data, size_t len);

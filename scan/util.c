@@ -269,6 +269,25 @@ void scan_stats_add(struct scan_stats *sum, const struct scan_stats *add)
 	sum->findings_dropped += add->findings_dropped;
 }
 
+void scan_stats_diff(const struct scan_stats *after, const struct scan_stats *before,
+                     struct scan_stats *ret)
+{
+	*ret = (struct scan_stats){
+	    .files = after->files - before->files,
+	    .bytes = after->bytes - before->bytes,
+	    .skipped_too_large = after->skipped_too_large - before->skipped_too_large,
+	    .archives = after->archives - before->archives,
+	    .members = after->members - before->members,
+	    .limit_depth = after->limit_depth - before->limit_depth,
+	    .limit_members = after->limit_members - before->limit_members,
+	    .limit_expanded = after->limit_expanded - before->limit_expanded,
+	    .archive_errors = after->archive_errors - before->archive_errors,
+	    .regex_limits = after->regex_limits - before->regex_limits,
+	    .findings = after->findings - before->findings,
+	    .findings_dropped = after->findings_dropped - before->findings_dropped,
+	};
+}
+
 /*
  * Directory names under which secrets are test data: package test suites,
  * fixtures, documentation examples. Python's test suite and many gems ship

@@ -9,7 +9,6 @@
  * dpkg records md5 per file (info/PKG.md5sums); apk records sha1 (Z:Q1...
  * in lib/apk/db/installed). Paths are kept without a leading "/" or "./".
  */
-#include "vendor.h"
 #include "util.h"
 
 #include <errno.h>
@@ -248,6 +247,17 @@ int scan_vendor_add_db_file(struct scan_vendor *v, const char *path, const void 
 		return scan_vendor_add_dpkg_md5sums(v, pkg, data, len, e) ?: 1;
 	}
 	return 0;
+}
+
+bool scan_vendor_lists(const struct scan_vendor *v, const char *path)
+{
+	size_t pl;
+
+	if (!v || !v->n || !path)
+		return false;
+	pl = strlen(path);
+	path = norm(path, &pl);
+	return slot(v, path, pl)->path != NULL;
 }
 
 const char *scan_vendor_match(const struct scan_vendor *v, const char *path, const void *data,

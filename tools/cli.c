@@ -201,6 +201,8 @@ struct image *open_image(const char *arg, struct common *c)
 		c->image.layer.max_entries =
 		    c->max_entries > UINT32_MAX ? UINT32_MAX : (uint32_t)c->max_entries;
 
+	if (c->stream)
+		secrets_stream_hook(c->stream, &c->image);
 	if (!c->quiet && isatty(STDERR_FILENO)) {
 		c->image.progress = show_progress;
 		c->image.progress_opaque = NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "image.h"
+#include "secrets.h"
 #include "tree.h"
 
 #define EXIT_USAGE 2
@@ -31,6 +32,8 @@ struct common {
 	const char *cache_dir;
 
 	int quiet;
+	/* strata scan: scan files as indexing reads them (see secrets.h) */
+	struct secrets_stream *stream;
 };
 
 enum {

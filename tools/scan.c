@@ -66,6 +66,7 @@ int cmd_scan(int argc, char **argv)
 	struct scan_results *res = NULL;
 	struct scan_err se = {0};
 	struct secrets *sec = NULL;
+	struct secrets_stream *stream = NULL;
 	struct err e = {0};
 	struct image *img;
 	FILE *out = stdout;
@@ -119,8 +120,13 @@ int cmd_scan(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, se.msg);
 		return EXIT_USAGE;
 	}
+	/* each layer that indexing reads is scanned on the way: one pass, not two */
+	if (secrets_stream_new(&so, &stream, &e) < 0)
+		die_err(&e);
+	c.stream = stream;
 	img = open_image(argv[optind], &c);
 	so.no_cache = c.no_cache;
+	so.stream = stream;
 	if (secrets_new(img, &so, &sec, &e) < 0 || secrets_scan_all(sec, &e) < 0 ||
 	    secrets_results(sec, &res, &e) < 0)
 		die_err(&e);
@@ -148,6 +154,7 @@ int cmd_scan(int argc, char **argv)
 	scan_results_free(res);
 	scan_ignore_free(ignore);
 	secrets_free(sec);
+	secrets_stream_free(stream);
 	image_free(img);
 	return r;
 }

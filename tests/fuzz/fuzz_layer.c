@@ -13,6 +13,11 @@
  * or hang; errors are fine. A lookup that does not find a node under its
  * own name is a broken tree and aborts.
  *
+ * Inputs of odd size also go through the file hook of the indexing pass
+ * (layer_limits.file, what strata scan reads files with): every regular file
+ * it is handed must be a regular entry of the finished index with the same
+ * size, and the bytes it was handed must be the bytes layer_read gives.
+ *
  * The blob limits are small (8 MiB out) so that decompression bombs end
  * fast; the layer limits are the defaults.
  */
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "blob.h"
 #include "fuzz_check.h"
@@ -29,6 +35,63 @@
 #include "tree.h"
 
 static unsigned char readbuf[4096];
+
+/* What the file hook was handed, for the first TAPPED files. */
+#define TAPPED  64
+#define TAP_MAX (64u << 10)
+static struct {
+	uint32_t entry;
+	uint64_t size;
+	int with_data;
+	uLong crc;
+} tapped[TAPPED];
+static unsigned ntapped;
+static unsigned char tapbuf[TAP_MAX];
+
+static int on_file(void *opaque, uint32_t entry, const char *path, const void *data, uint64_t size)
+{
+	(void)opaque;
+	(void)strlen(path);
+	if (data && size > TAP_MAX) {
+		fprintf(stderr, "fuzz_layer: the hook got %llu bytes, over its bound\n",
+		        (unsigned long long)size);
+		abort();
+	}
+	if (ntapped < TAPPED) {
+		tapped[ntapped].entry = entry;
+		tapped[ntapped].size = size;
+		tapped[ntapped].with_data = data != NULL;
+		tapped[ntapped].crc = data ? crc32(0, data, (uInt)size) : 0;
+		ntapped++;
+	}
+	return 0;
+}
+
+/* The hook's files against the finished index. */
+static void check_tapped(const struct layer *l)
+{
+	struct err e = {0};
+
+	for (unsigned i = 0; i < ntapped; i++) {
+		const struct layer_entry *en;
+
+		if (tapped[i].entry >= layer_count(l) ||
+		    (en = layer_entry(l, tapped[i].entry))->type != LAYER_REG ||
+		    en->size != tapped[i].size) {
+			fprintf(stderr, "fuzz_layer: hooked file %u is no such regular entry\n",
+			        tapped[i].entry);
+			abort();
+		}
+		if (tapped[i].with_data &&
+		    (layer_read(l, en, tapbuf, en->size, 0, &e) != (ssize_t)en->size ||
+		     crc32(0, tapbuf, (uInt)en->size) != tapped[i].crc)) {
+			fprintf(stderr,
+			        "fuzz_layer: hooked file %u: bytes differ from layer_read\n",
+			        tapped[i].entry);
+			abort();
+		}
+	}
+}
 
 static void walk_tree(const struct tree *t, int check_lookup)
 {
@@ -110,11 +173,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd = fz_memfd("fuzz_layer", data, size);
 
 	layer_limits_default(&llim);
+	ntapped = 0;
+	if (size & 1) {
+		llim.file = on_file;
+		llim.file_max = TAP_MAX;
+	}
 	if (blob_open(fd, 0, size, &blim, &b, &e) < 0)
 		goto out;
 	if (layer_index(b, "layer 00 fuzz", &llim, &l, &dg, &e) < 0)
 		goto out;
 	fz_check_layer(l, "fuzz_layer: layer_index broke a promise of layer.h");
+	check_tapped(l);
 	walk_layer(l);
 
 	struct layer *stack[2] = {l, l};

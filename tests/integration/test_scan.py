@@ -10,9 +10,16 @@
 - SARIF output validates against the SARIF 2.1.0 schema (when present).
 - Exit codes: 1 with findings, 0 with an ignore file that drops them all,
   2 on a bad image.
+- One pass and two agree: a scan of an image whose index is not cached scans
+  files while indexing (secrets_stream); with the index cached it reads them
+  again afterwards; with the results cached it reads nothing. All three give
+  the same findings, field for field, on the demo, every fixture image and
+  the corpus images.
 """
+import glob
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -128,7 +135,54 @@ def t_sarif():
                      for r in doc["runs"][0]["results"]), "a SARIF result lacks an artifactLocation uri")
 
 
+def scan_lines(image, cache, ref=None, platform=None):
+    argv = [STRATA, "scan", "--format", "json", "--show-secrets", "--min-confidence", "example",
+            "--cache-dir", cache]
+    if platform:
+        argv += ["--platform", platform]
+    res = st.run(argv + [st.image_arg(image, ref)], timeout=600)
+    st.check(not res.timed_out and not res.crashed and res.rc in (0, 1), "strata scan: %s" % res.text())
+    return sorted(res.out.decode().splitlines()), res
+
+
+def one_pass_images():
+    out = [(DEMO, None, None)]
+    if os.geteuid() == 0 and all(shutil.which(t) for t in ("umoci", "skopeo", "jq", "zstd", "setfattr")):
+        fx = st.fixtures_dir()
+        with open(os.path.join(fx, "fixtures.json")) as f:
+            out += [(os.path.join(fx, im["path"]), im.get("ref"), im.get("platform")) for im in json.load(f)["images"]]
+    for d in ("demo", "realistic"):
+        if os.path.isdir(os.path.join(CORPUS, d, "oci")) and st.corpus_wanted(d):
+            out.append((os.path.join(CORPUS, d, "oci"), None, None))
+    return out
+
+
+def t_one_pass():
+    problems, images = [], one_pass_images()
+    for image, ref, platform in images:
+        name = "%s%s" % (os.path.relpath(image, REPO), ref or "")
+        with tempfile.TemporaryDirectory(prefix="strata-scan-cache-") as cache:
+            one, res = scan_lines(image, cache, ref, platform)
+            if res.rc not in (0, 1):
+                problems.append("%s: %s" % (name, res.text()))
+                continue
+            saved = glob.glob(os.path.join(cache, "*.scan"))
+            if not glob.glob(os.path.join(cache, "*.idx")) or not saved:
+                problems.append("%s: the first scan left no index or results in the cache" % name)
+            for f in saved:
+                os.unlink(f)
+            two, _ = scan_lines(image, cache, ref, platform)
+            cached, _ = scan_lines(image, cache, ref, platform)
+        if one != two:
+            problems.append("%s: scanned while indexing, %d lines; read again, %d; first difference: %s" % (
+                name, len(one), len(two), next((a, b) for a, b in zip(one + [""], two + [""]) if a != b)))
+        if cached != two:
+            problems.append("%s: results from the cache differ from a scan" % name)
+    st.report(problems, "%d images: one pass, two passes and cached results agree" % len(images))
+
+
 suite.run("demo image (ships in the repo)", t_demo, timeout=120)
+suite.run("one pass and two give the same findings", t_one_pass, timeout=900)
 if os.path.isdir(CORPUS):
     for d in ("demo", "demo-buildkit", "demo-buildah", "demo-umoci", "realistic", "many-files"):
         if not st.corpus_wanted(d):
