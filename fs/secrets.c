@@ -283,6 +283,8 @@ static void unclaim(struct slayer *sl)
 	pthread_mutex_unlock(&sl->lock);
 }
 
+static int ensure_vendor(struct secrets *s);
+
 int secrets_scan_entry(struct secrets *s, uint32_t li, uint32_t ei)
 {
 	struct slayer *sl;
@@ -298,8 +300,13 @@ int secrets_scan_entry(struct secrets *s, uint32_t li, uint32_t ei)
 	if (!mine)
 		return 0;
 	note_start(s);
-	sc = take_scanner(s);
-	r = sc ? scan_one(s, sc, li, ei) : -ENOMEM;
+	/* first, so that no scanner is made without the package databases */
+	r = ensure_vendor(s);
+	sc = r == 0 ? take_scanner(s) : NULL;
+	if (sc)
+		r = scan_one(s, sc, li, ei);
+	else if (r == 0)
+		r = -ENOMEM;
 	if (sc)
 		give_scanner(s, sc);
 	unclaim(sl);
@@ -467,13 +474,19 @@ static int adopt_layer(struct secrets *s, uint32_t li, const struct stream_layer
 	return r;
 }
 
+/*
+ * The saved results of layer li: keyed by the layer, the rules and the
+ * package databases of the image (a package's files give examples), which
+ * ensure_vendor has read.
+ */
 static char *results_file(const struct secrets *s, uint32_t li)
 {
-	char ext[40];
+	char ext[64];
 
 	if (!s->cache_dir)
 		return NULL;
-	snprintf(ext, sizeof(ext), ".%.16s.scan", scan_rules_hash(s->rules));
+	snprintf(ext, sizeof(ext), ".%.16s-%016llx.scan", scan_rules_hash(s->rules),
+	         (unsigned long long)scan_vendor_fingerprint(s->vendor));
 	return cache_file_name(s->cache_dir, image_layer_digest(s->img, li), ext);
 }
 

@@ -181,6 +181,11 @@ size_t scan_vendor_count(const struct scan_vendor *v);
  */
 const char *scan_vendor_match(const struct scan_vendor *v, const char *path, const void *data,
                               size_t len);
+/*
+ * A hash of everything the databases hold, 0 when empty: findings that went
+ * through one vendor set are only valid for the same set.
+ */
+uint64_t scan_vendor_fingerprint(const struct scan_vendor *v);
 /* Whether the package databases have a checksum for path (reading its bytes is worth it). */
 bool scan_vendor_lists(const struct scan_vendor *v, const char *path);
 

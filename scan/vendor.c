@@ -249,6 +249,25 @@ int scan_vendor_add_db_file(struct scan_vendor *v, const char *path, const void 
 	return 0;
 }
 
+uint64_t scan_vendor_fingerprint(const struct scan_vendor *v)
+{
+	uint64_t sum = 0;
+
+	/* a sum over the entries, so that the order they came in does not matter */
+	for (size_t i = 0; v && i < v->cap; i++) {
+		const struct ventry *e = &v->tab[i];
+		uint64_t h;
+
+		if (!e->path)
+			continue;
+		h = hash(e->path, strlen(e->path) + 1);
+		h ^= hash(e->pkg, strlen(e->pkg) + 1) * 31;
+		h ^= hash((const char *)e->sum, e->sumlen) * 131;
+		sum += h * 0x9e3779b97f4a7c15ull;
+	}
+	return sum;
+}
+
 bool scan_vendor_lists(const struct scan_vendor *v, const char *path)
 {
 	size_t pl;

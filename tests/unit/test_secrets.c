@@ -65,69 +65,91 @@ static void hex_digest(const EVP_MD *md, const void *data, size_t len, char *out
 		sprintf(out + 2 * i, "%02x", d[i]);
 }
 
+/* Writes one file into an archive being written. */
+static void add_file(struct archive *a, const char *name, const void *data, size_t len)
+{
+	struct archive_entry *ae = archive_entry_new();
+
+	archive_entry_set_pathname(ae, name);
+	archive_entry_set_filetype(ae, AE_IFREG);
+	archive_entry_set_perm(ae, 0644);
+	archive_entry_set_size(ae, (la_int64_t)len);
+	archive_write_header(a, ae);
+	archive_write_data(a, data, len);
+	archive_entry_free(ae);
+}
+
+/* A docker save archive at path with gzip layers: layer i holds ents[i][0 .. n[i]). */
+static void write_layers(const char *path, const struct ent *const *ents, const int *n, int nlayers)
+{
+	char config[1024], manifest[512], name[32], diff_id[65];
+	struct archive *a = archive_write_new();
+	size_t cl, ml;
+
+	cl = (size_t)snprintf(config, sizeof(config),
+	                      "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},"
+	                      "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[");
+	ml =
+	    (size_t)snprintf(manifest, sizeof(manifest),
+	                     "[{\"Config\":\"config.json\",\"RepoTags\":[\"demo:1\"],\"Layers\":[");
+	archive_write_set_format_pax_restricted(a);
+	if (archive_write_open_filename(a, path) != ARCHIVE_OK)
+		abort();
+	for (int i = 0; i < nlayers; i++) {
+		size_t tar_len, gz_len;
+		int fd = mktar(ents[i], n[i], 0, &tar_len);
+		char *tar = read_fd(fd, tar_len);
+		void *gz = gzip(tar, tar_len, &gz_len);
+
+		hex_digest(EVP_sha256(), tar, tar_len, diff_id);
+		snprintf(name, sizeof(name), "l%d/layer.tar", i);
+		add_file(a, name, gz, gz_len);
+		cl += (size_t)snprintf(config + cl, sizeof(config) - cl, "%s\"sha256:%s\"",
+		                       i ? "," : "", diff_id);
+		ml += (size_t)snprintf(manifest + ml, sizeof(manifest) - ml, "%s\"%s\"",
+		                       i ? "," : "", name);
+		close(fd);
+		free(tar);
+		free(gz);
+	}
+	cl += (size_t)snprintf(config + cl, sizeof(config) - cl, "]}}");
+	ml += (size_t)snprintf(manifest + ml, sizeof(manifest) - ml, "]}]");
+	add_file(a, "config.json", config, cl);
+	add_file(a, "manifest.json", manifest, ml);
+	archive_write_close(a);
+	archive_write_free(a);
+}
+
+/* The md5sums of package "demo", listing opt/demo/settings.env with SECRET's sum. */
+static const char *md5sums(void)
+{
+	static char buf[128];
+	char md5[33];
+
+	hex_digest(EVP_md5(), SECRET, strlen(SECRET), md5);
+	snprintf(buf, sizeof(buf), "%s  opt/demo/settings.env\n", md5);
+	return buf;
+}
+
 /*
- * A docker save archive at path with one gzip layer: a secret, a hardlink to
- * it, a package's file holding it and the package's md5sums; with plain set,
- * only the first and a harmless file.
+ * One gzip layer: a secret, a hardlink to it, a package's file holding it
+ * and the package's md5sums; with plain set, only the first and a harmless
+ * file.
  */
 static void write_image(const char *path, int plain)
 {
-	char md5[33], diff_id[65], md5sums[128], config[512];
-	struct ent ents[] = {
+	const struct ent ents[] = {
 	    {"app/", 'd', NULL, 0},
 	    {"app/.env", 'f', SECRET, 0},
 	    {"etc/passwd", 'f', "root:x:0:0:root:/root:/bin/sh\n", 0},
 	    {"app/env-link", 'h', "app/.env", 0},
 	    {"opt/demo/settings.env", 'f', SECRET, 0},
-	    {"var/lib/dpkg/info/demo.md5sums", 'f', md5sums, 0},
+	    {"var/lib/dpkg/info/demo.md5sums", 'f', md5sums(), 0},
 	};
-	size_t tar_len, gz_len;
-	char *tar;
-	void *gz;
-	int fd;
+	const struct ent *layers[] = {ents};
+	const int n[] = {plain ? 3 : 6};
 
-	hex_digest(EVP_md5(), SECRET, strlen(SECRET), md5);
-	snprintf(md5sums, sizeof(md5sums), "%s  opt/demo/settings.env\n", md5);
-	fd = mktar(ents, plain ? 3 : 6, 0, &tar_len);
-	tar = read_fd(fd, tar_len);
-	close(fd);
-	gz = gzip(tar, tar_len, &gz_len);
-	hex_digest(EVP_sha256(), tar, tar_len, diff_id);
-	snprintf(config, sizeof(config),
-	         "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},"
-	         "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\"]},"
-	         "\"history\":[{\"created_by\":\"test layer\"}]}",
-	         diff_id);
-
-	struct archive *a = archive_write_new();
-	const char *manifest =
-	    "[{\"Config\":\"config.json\",\"RepoTags\":[\"demo:1\"],\"Layers\":[\"l/layer.tar\"]}]";
-	const struct {
-		const char *name;
-		const void *data;
-		size_t len;
-	} files[] = {{"manifest.json", manifest, strlen(manifest)},
-	             {"config.json", config, strlen(config)},
-	             {"l/layer.tar", gz, gz_len}};
-
-	archive_write_set_format_pax_restricted(a);
-	if (archive_write_open_filename(a, path) != ARCHIVE_OK)
-		abort();
-	for (int i = 0; i < 3; i++) {
-		struct archive_entry *ae = archive_entry_new();
-
-		archive_entry_set_pathname(ae, files[i].name);
-		archive_entry_set_filetype(ae, AE_IFREG);
-		archive_entry_set_perm(ae, 0644);
-		archive_entry_set_size(ae, (la_int64_t)files[i].len);
-		archive_write_header(a, ae);
-		archive_write_data(a, files[i].data, files[i].len);
-		archive_entry_free(ae);
-	}
-	archive_write_close(a);
-	archive_write_free(a);
-	free(tar);
-	free(gz);
+	write_layers(path, layers, n, 1);
 }
 
 struct run {
@@ -203,6 +225,92 @@ fail:
 	return -1;
 }
 
+/*
+ * The lowest confidence of the findings at opt/demo/settings.env after a
+ * scan (-1: none). cache: the cache directory, or NULL for none. lazy: only
+ * that file, as the mount scans a file once it has been read.
+ */
+static int settings_confidence(const char *path, const char *cache, int lazy)
+{
+	struct secrets_opts so = {.no_cache = !cache, .cache_dir = cache};
+	struct scan_results *res = NULL;
+	struct secrets *s = NULL;
+	struct image *img = NULL;
+	struct image_opts io;
+	struct err e = {0};
+	int conf = -1, r;
+
+	image_opts_default(&io);
+	io.no_cache = !cache;
+	io.cache_dir = cache;
+	r = image_open(path, &io, &img, &e);
+	if (r == 0)
+		r = secrets_new(img, &so, &s, &e);
+	for (uint32_t li = 0; r == 0 && lazy && li < image_layer_count(img); li++) {
+		const struct layer *l = image_layer(img, li);
+
+		for (uint32_t i = 0; r == 0 && i < layer_count(l); i++)
+			if (!strcmp(layer_str(l, layer_entry(l, i)->path), "opt/demo/settings.env"))
+				r = secrets_scan_entry(s, li, i);
+	}
+	if (r == 0 && !lazy)
+		r = secrets_scan_all(s, &e);
+	if (r == 0)
+		r = secrets_results(s, &res, &e);
+	for (size_t i = 0; r == 0 && i < scan_results_count(res); i++) {
+		const struct scan_finding *f = scan_results_get(res, i);
+
+		if (!strcmp(f->path, "opt/demo/settings.env") &&
+		    (conf < 0 || (int)f->confidence < conf))
+			conf = (int)f->confidence;
+	}
+	if (r < 0)
+		fprintf(stderr, "# %s: %s\n", path, e.msg[0] ? e.msg : strerror(-r));
+	scan_results_free(res);
+	secrets_free(s);
+	image_free(img);
+	return r < 0 ? -2 : conf;
+}
+
+/*
+ * Two images with the same lower layer (the package's file) and different
+ * upper layers: one brings the package's md5sums, the other not. Results
+ * saved for the lower layer in one must not decide the other's.
+ */
+static void shared_layer(const char *dir)
+{
+	const struct ent lower[] = {{"opt/demo/settings.env", 'f', SECRET, 0}};
+	const struct ent with_db[] = {{"var/lib/dpkg/info/demo.md5sums", 'f', md5sums(), 0}};
+	const struct ent without[] = {{"etc/hostname", 'f', "box\n", 0}};
+	const struct ent *x[] = {lower, with_db}, *y[] = {lower, without};
+	const int n[] = {1, 1};
+	char px[96], py[96], cache[96];
+	int cx, cy, cx2;
+
+	snprintf(px, sizeof(px), "%s/x.tar", dir);
+	snprintf(py, sizeof(py), "%s/y.tar", dir);
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	write_layers(px, x, n, 2);
+	write_layers(py, y, n, 2);
+	cx = settings_confidence(px, cache, 0);
+	cy = settings_confidence(py, cache, 0);
+	cx2 = settings_confidence(px, cache, 0);
+	CHECK(cx == SCAN_CONF_EXAMPLE, "with its package's md5sums, the file gives examples (%d)",
+	      cx);
+	CHECK(cy > SCAN_CONF_EXAMPLE,
+	      "in an image without them, the same layer's file does not, cache or not (%d)", cy);
+	CHECK(cx2 == SCAN_CONF_EXAMPLE, "and the first image still gets its own (%d)", cx2);
+	CHECK(settings_confidence(px, NULL, 1) == SCAN_CONF_EXAMPLE,
+	      "a file scanned alone, as the mount does, knows the package databases too");
+	unlink(px);
+	unlink(py);
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", cache);
+	if (system(cmd) != 0)
+		abort();
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/strata-secrets-XXXXXX", path[64];
@@ -243,6 +351,7 @@ int main(void)
 	CHECK(a.link_found && b.link_found, "and a hardlink's path gets its own findings");
 	free(a.report);
 	free(b.report);
+	shared_layer(dir);
 	unlink(path);
 	rmdir(dir);
 	return tap_done();
