@@ -156,7 +156,8 @@ static int stream_file(void *opaque, uint32_t li, uint32_t entry, const char *pa
 		}
 	}
 	if (r == 0) {
-		memcpy(sl->recs + sl->n, h.v, h.n * sizeof(*h.v));
+		if (h.n)
+			memcpy(sl->recs + sl->n, h.v, h.n * sizeof(*h.v));
 		sl->n += h.n;
 		h.n = 0;
 		sl->seen[entry] = 1;
