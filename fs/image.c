@@ -54,6 +54,7 @@ struct image {
 struct index_job {
 	struct image *img;
 	const struct image_opts *opts;
+	uint32_t *order; /* layers, largest first */
 	uint32_t next;
 	pthread_mutex_t lock;
 	struct err err;
@@ -182,7 +183,7 @@ static void *index_worker(void *arg)
 		int r;
 
 		pthread_mutex_lock(&job->lock);
-		i = job->failed ? img->n : job->next++;
+		i = job->failed || job->next >= img->n ? img->n : job->order[job->next++];
 		pthread_mutex_unlock(&job->lock);
 		if (i >= img->n)
 			return NULL;
@@ -236,6 +237,21 @@ static void *index_worker(void *arg)
 	}
 }
 
+/*
+ * The order layers are indexed in: largest first, so that the largest is not
+ * left to run alone at the end while the other threads have nothing to do.
+ */
+static int by_size_desc(const void *a, const void *b, void *opaque)
+{
+	const struct image *img = opaque;
+	uint64_t x = blob_stored_size(img->blobs[*(const uint32_t *)a]);
+	uint64_t y = blob_stored_size(img->blobs[*(const uint32_t *)b]);
+
+	if (x != y)
+		return x < y ? 1 : -1;
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
 static int index_layers(struct image *img, const struct image_opts *opts, struct err *err)
 {
 	struct index_job job = {.img = img, .opts = opts};
@@ -249,10 +265,17 @@ static int index_layers(struct image *img, const struct image_opts *opts, struct
 	}
 	if (nthreads > img->n)
 		nthreads = img->n;
-	pthread_mutex_init(&job.lock, NULL);
 	tids = calloc(nthreads + 1, sizeof(*tids));
-	if (!tids)
+	job.order = malloc(((size_t)img->n + 1) * sizeof(*job.order));
+	if (!tids || !job.order) {
+		free(tids);
+		free(job.order);
 		return err_set(err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < img->n; i++)
+		job.order[i] = i;
+	qsort_r(job.order, img->n, sizeof(*job.order), by_size_desc, img);
+	pthread_mutex_init(&job.lock, NULL);
 	/* the calling thread works too, so one thread means no thread at all */
 	for (unsigned t = 1; t < nthreads; t++)
 		if (pthread_create(&tids[started], NULL, index_worker, &job) == 0)
@@ -261,6 +284,7 @@ static int index_layers(struct image *img, const struct image_opts *opts, struct
 	for (unsigned t = 0; t < started; t++)
 		pthread_join(tids[t], NULL);
 	free(tids);
+	free(job.order);
 	pthread_mutex_destroy(&job.lock);
 	if (job.failed) {
 		if (err)
