@@ -75,9 +75,12 @@ void image_opts_default(struct image_opts *o)
  * directory, where nothing of it has a name anyway. No pool: reads
  * decompress, as before spills existed.
  */
+static int add_warning(struct image *img, const char *msg);
+
 static void open_spill(struct image *img, const struct image_opts *opts)
 {
 	const char *tmp = getenv("TMPDIR");
+	struct err e = {0};
 	char *dir = NULL;
 
 	if (opts->no_spill)
@@ -93,7 +96,15 @@ static void open_spill(struct image *img, const struct image_opts *opts)
 		}
 	} else
 		dir = strdup(tmp && *tmp ? tmp : "/var/tmp");
-	if (!dir || blob_spill_open(dir, opts->spill_max, &img->spill, NULL) < 0) {
+	if (!dir || blob_spill_open(dir, opts->spill_max, &img->spill, &e) < 0) {
+		/* asked for by name: say why it is not used (the rest is silent, as before) */
+		if (opts->spill_dir) {
+			char msg[ERR_MSG_MAX + 64];
+
+			snprintf(msg, sizeof(msg), "spill directory %s not used: %s",
+			         opts->spill_dir, e.msg[0] ? e.msg : "out of memory");
+			add_warning(img, msg);
+		}
 		free(dir);
 		return;
 	}

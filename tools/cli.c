@@ -38,6 +38,8 @@ const struct option common_options[] = {
     {"max-layer-size", required_argument, NULL, OPT_MAX_LAYER_SIZE},
     {"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
     {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
+    {"no-spill", no_argument, NULL, OPT_NO_SPILL},
+    {"spill-dir", required_argument, NULL, OPT_SPILL_DIR},
     {"help", no_argument, NULL, 'h'},
     {"quiet", no_argument, NULL, 'q'},
     {0, 0, 0, 0},
@@ -99,6 +101,12 @@ int common_option(struct common *c, int opt, const char *usage)
 		return 1;
 	case OPT_MAX_ENTRIES:
 		c->max_entries = number(optarg, "--max-entries wants a number, not '%s'", usage);
+		return 1;
+	case OPT_NO_SPILL:
+		c->no_spill = 1;
+		return 1;
+	case OPT_SPILL_DIR:
+		c->spill_dir = optarg;
 		return 1;
 	case OPT_LAYER:
 		c->layer = strtol(optarg, &end, 10);
@@ -193,6 +201,8 @@ struct image *open_image(const char *arg, struct common *c)
 	c->image.no_verify = c->no_verify;
 	c->image.no_cache = c->no_cache;
 	c->image.cache_dir = c->cache_dir;
+	c->image.no_spill = c->no_spill;
+	c->image.spill_dir = c->spill_dir;
 	if (c->max_layer_size)
 		c->image.blob.max_output = c->max_layer_size;
 	if (c->max_ratio)

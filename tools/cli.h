@@ -30,6 +30,8 @@ struct common {
 	uint64_t max_entries;
 
 	const char *cache_dir;
+	int no_spill;
+	const char *spill_dir;
 
 	int quiet;
 	/* strata scan: scan files as indexing reads them (see secrets.h) */
@@ -46,6 +48,8 @@ enum {
 	OPT_MAX_LAYER_SIZE,
 	OPT_MAX_RATIO,
 	OPT_MAX_ENTRIES,
+	OPT_NO_SPILL,
+	OPT_SPILL_DIR,
 };
 
 extern const struct option common_options[];

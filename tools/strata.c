@@ -57,6 +57,9 @@ static const char usage_mount[] =
     "  --max-layer-size BYTES, --max-ratio N, --max-entries N\n"
     "                   bounds on one layer: decompressed size (default 256 GiB),\n"
     "                   decompressed/stored ratio (default 2000), entries (default 4Mi)\n"
+    "  --no-spill       never keep decompressed bytes of single-frame zstd layers on disk\n"
+    "  --spill-dir DIR  keep them in DIR (default: spill/ in the cache directory;\n"
+    "                   with --no-cache $TMPDIR or /var/tmp)\n"
     "  -q, --quiet      no warnings\n"
 
     "\n"

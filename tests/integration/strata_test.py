@@ -522,8 +522,8 @@ def image_arg(image, ref=None):
     return image + (ref or "")
 
 
-def strata_cmd(strata, sub, image, *rest, ref=None, platform=None, opts=None, timeout=CMD_TIMEOUT):
-    argv = [strata, sub]
+def strata_cmd(strata, sub, image, *rest, ref=None, platform=None, opts=None, timeout=CMD_TIMEOUT, extra=()):
+    argv = [strata, sub] + list(extra)
     if opts:
         argv += ["-o", opts]
     if platform:
@@ -544,7 +544,7 @@ def check_one_line_error(res, what):
 
 
 @contextlib.contextmanager
-def mounted(strata, image, ref=None, platform=None, opts=None, timeout=MOUNT_TIMEOUT, notes=None):
+def mounted(strata, image, ref=None, platform=None, opts=None, timeout=MOUNT_TIMEOUT, notes=None, extra=()):
     """Mount image into a fresh temp dir; yield the mount point; always unmount.
 
     Raises Failure if the mount command fails, hangs or does not leave a
@@ -553,7 +553,8 @@ def mounted(strata, image, ref=None, platform=None, opts=None, timeout=MOUNT_TIM
     with _LOCK:
         _ACTIVE[mnt] = True
     try:
-        res = strata_cmd(strata, "mount", image, mnt, ref=ref, platform=platform, opts=opts, timeout=timeout)
+        res = strata_cmd(strata, "mount", image, mnt, ref=ref, platform=platform, opts=opts, timeout=timeout,
+                         extra=extra)
         if res.timed_out or res.rc != 0:
             fail("mount failed: %s" % res.text())
         if not is_mounted(mnt):

@@ -142,5 +142,19 @@ st.require_fuse()
 suite.run("README walkthrough, command by command", t_readme, timeout=300)
 suite.run("help texts", t_help, timeout=60)
 suite.run("man page and bash completion", t_man_and_completion, timeout=60)
+def t_spill_options():
+    def status(*extra):
+        with st.mounted(STRATA, DEMO, extra=extra) as mnt:
+            with open(os.path.join(mnt, "image", "status")) as f:
+                return dict(l.split(": ", 1) for l in f.read().splitlines() if ": " in l)
+    with tempfile.TemporaryDirectory(prefix="strata-spill-") as d:
+        st.check(status("--spill-dir", d).get("spill") == d, "--spill-dir: image/status names %s" % d)
+    st.check(status("--no-spill").get("spill") == "off", "--no-spill: image/status says spill: off")
+    res = st.run([STRATA, "ls", "--spill-dir", "/nonexistent/strata", DEMO])
+    st.check(res.rc == 0 and b"spill directory /nonexistent/strata not used" in res.err,
+             "an unusable --spill-dir is a warning, not an error: %s" % res.text())
+
+
 suite.run("mount.strata, as mount(8) runs it", t_mount_helper, timeout=120)
+suite.run("--spill-dir and --no-spill", t_spill_options, timeout=120)
 suite.finish()
