@@ -320,8 +320,13 @@ static int add_entry(struct index_ctx *c, struct archive *a, struct archive_entr
 
 /*
  * Hands the regular file just indexed (the last entry) to lim->file with its
- * bytes. A file whose bytes end early is not handed over: the next header
- * read reports the broken stream.
+ * bytes, which must be exactly what layer_read gives: the size bytes of the
+ * stream at data_off. libarchive's blocks are those bytes, unless it reads
+ * the entry as sparse (an old GNU header may carry a sparse map whatever its
+ * type, and a size taken from it): a hole, or blocks that do not add up to
+ * the size, and the file is not handed over (a reader gets it with
+ * layer_read, as for a cached index). Neither is a file whose bytes end
+ * early: the next header read reports the broken stream.
  */
 static int tap_file(struct index_ctx *c, struct archive *a)
 {
@@ -329,7 +334,7 @@ static int tap_file(struct index_ctx *c, struct archive *a)
 	uint32_t n = (uint32_t)(l->entries.len / sizeof(struct layer_entry));
 	const struct layer_entry *e = (const struct layer_entry *)l->entries.data + n - 1;
 	const char *path = l->pool.data + e->path;
-	size_t got = 0;
+	uint64_t got = 0;
 
 	if (e->type != LAYER_REG)
 		return 0;
@@ -338,13 +343,21 @@ static int tap_file(struct index_ctx *c, struct archive *a)
 	c->data.len = 0;
 	if (buf_grow(&c->data, e->size + 1) < 0)
 		return -ENOMEM;
-	while (got < e->size) {
-		la_ssize_t k = archive_read_data(a, c->data.data + got, e->size - got);
+	for (;;) {
+		const void *block;
+		size_t len;
+		la_int64_t off;
+		int r = archive_read_data_block(a, &block, &len, &off);
 
-		if (k <= 0)
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN || off < 0 || (uint64_t)off != got || len > e->size - got)
 			return 0;
-		got += (size_t)k;
+		memcpy(c->data.data + got, block, len);
+		got += len;
 	}
+	if (got != e->size)
+		return 0;
 	return c->lim->file(c->lim->file_opaque, n - 1, path, c->data.data, e->size);
 }
 
