@@ -7,12 +7,13 @@
  * the blob's reads run forward through its span cache: one sequential pass.
  * Hardlinks have no bytes of their own: their target's bytes are scanned
  * again under the link's path, so that a secret is reported at every path
- * that shows it.
+ * that shows it. Findings that come from the cache or from the indexing
+ * pass are re-added by secrets_reload.c; the pass itself is
+ * secrets_stream.c.
  */
 #include "secrets_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,52 +21,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "buf.h"
-#include "cache.h"
-
-struct slayer {
-	pthread_mutex_t lock;
-	pthread_cond_t idle; /* signalled when in_flight drops to 0 */
-	struct scan_results *results;
-	uint8_t *done;         /* per entry: scanned (or claimed by a scan in progress) */
-	uint32_t *alias_next;  /* per entry: next hardlink entry with the same target, or NONE */
-	uint32_t *alias_first; /* per entry: first hardlink entry whose target it is, or NONE */
-	uint32_t in_flight;    /* entry scans running outside the lock */
-	struct secrets_layer_progress p;
-};
-
-struct hidden_key {
-	uint32_t layer;
-	const char *path;
-	uint32_t how;
-};
-
-struct secrets {
-	struct image *img;
-	struct scan_rules *rules;            /* owned unless stream is set */
-	const struct secrets_stream *stream; /* taken over in secrets_new */
-	struct scan_vendor *vendor;
-	struct scan_limits limits;
-	struct scan_options sopts;
-	struct scanner_pool pool; /* idle scanners for lazy scans and workers */
-	struct slayer *layers;
-	uint32_t n;
-	struct hidden_key *hidden; /* open addressing on (layer, path) */
-	uint32_t hmask;
-	char *cache_dir; /* NULL: no saved results */
-	unsigned threads;
-
-	pthread_mutex_t lock; /* guards what follows */
-	pthread_cond_t done_cond;
-	struct scan_results *config;
-	int full_running, full_done;
-	struct timespec started, ended;
-	int has_started;
-	uint64_t files;
-};
-
-#define NONE UINT32_MAX
 
 static uint64_t hash_key(uint32_t layer, const char *path)
 {
@@ -102,7 +57,7 @@ static int build_hidden(struct secrets *s)
 }
 
 /* "live", "deleted" or "shadowed" for a path of a layer, in this image. */
-static const char *visibility(const struct secrets *s, uint32_t layer, const char *path)
+const char *secrets_visibility(const struct secrets *s, uint32_t layer, const char *path)
 {
 	uint32_t k = (uint32_t)hash_key(layer, path) & s->hmask;
 
@@ -127,12 +82,12 @@ static void note_start(struct secrets *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static struct scan_scanner *take_scanner(struct secrets *s)
+struct scan_scanner *secrets_take_scanner(struct secrets *s)
 {
 	return scanner_pool_take(&s->pool, s->rules, &s->sopts);
 }
 
-static void give_scanner(struct secrets *s, struct scan_scanner *sc)
+void secrets_give_scanner(struct secrets *s, struct scan_scanner *sc)
 {
 	scanner_pool_give(&s->pool, sc);
 }
@@ -190,7 +145,7 @@ static int scan_bytes(struct secrets *s, struct scan_scanner *sc, uint32_t li, u
 {
 	const struct layer *l = image_layer(s->img, li);
 	const char *path = layer_str(l, layer_entry(l, ei)->path);
-	const char *vis = visibility(s, li, path);
+	const char *vis = secrets_visibility(s, li, path);
 	char *view = NULL;
 	int r;
 
@@ -213,8 +168,8 @@ static int scan_bytes(struct secrets *s, struct scan_scanner *sc, uint32_t li, u
  * aliases_only) and under its hardlinks' paths, adding the findings and the
  * counts to the layer's results. Runs without the layer lock.
  */
-static int scan_file(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei,
-                     int aliases_only)
+int secrets_scan_file(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei,
+                      int aliases_only)
 {
 	const struct layer *l = image_layer(s->img, li);
 	const struct layer_entry *e = layer_entry(l, ei);
@@ -253,7 +208,7 @@ static int scan_one(struct secrets *s, struct scan_scanner *sc, uint32_t li, uin
 {
 	const struct layer_entry *e = layer_entry(image_layer(s->img, li), ei);
 	struct slayer *sl = &s->layers[li];
-	int r = scan_file(s, sc, li, ei, 0);
+	int r = secrets_scan_file(s, sc, li, ei, 0);
 
 	pthread_mutex_lock(&sl->lock);
 	sl->p.entries_done++;
@@ -302,13 +257,13 @@ int secrets_scan_entry(struct secrets *s, uint32_t li, uint32_t ei)
 	note_start(s);
 	/* first, so that no scanner is made without the package databases */
 	r = ensure_vendor(s);
-	sc = r == 0 ? take_scanner(s) : NULL;
+	sc = r == 0 ? secrets_take_scanner(s) : NULL;
 	if (sc)
 		r = scan_one(s, sc, li, ei);
 	else if (r == 0)
 		r = -ENOMEM;
 	if (sc)
-		give_scanner(s, sc);
+		secrets_give_scanner(s, sc);
 	unclaim(sl);
 	return r;
 }
@@ -365,204 +320,13 @@ out:
 	return r;
 }
 
-struct reload {
-	struct secrets *s;
-	struct scan_results *into;
-};
-
-/* Re-adds a saved finding with the visibility it has in this image. */
-static int reload_one(const struct scan_finding *f, void *opaque)
-{
-	struct reload *rl = opaque;
-	struct scan_finding copy = *f;
-	char *outer = NULL, *view = NULL;
-	int r;
-
-	if (f->layer >= 0 && (uint32_t)f->layer < rl->s->n && f->path) {
-		const char *bang = strstr(f->path, "!/");
-
-		outer = bang ? strndup(f->path, (size_t)(bang - f->path)) : strdup(f->path);
-		if (!outer)
-			return -ENOMEM;
-		copy.visibility = visibility(rl->s, (uint32_t)f->layer, outer);
-		if (!strcmp(copy.visibility, "live")
-		        ? asprintf(&view, "merged/%s", outer) < 0
-		        : asprintf(&view, "layers/%02d/%s", f->layer, outer) < 0)
-			view = NULL;
-		copy.view_path = view;
-		copy.layer_digest = image_layer_digest(rl->s->img, (uint32_t)f->layer);
-		copy.created_by = image_source(rl->s->img)->layers[f->layer].created_by;
-	}
-	r = scan_results_add(&copy, rl->into);
-	free(outer);
-	free(view);
-	return r;
-}
-
-/* The package that installed entry ei of layer li unchanged, or NULL (reads the file). */
-static const char *vendor_of(struct secrets *s, uint32_t li, uint32_t ei)
-{
-	const struct layer *l = image_layer(s->img, li);
-	const struct layer_entry *e = layer_entry(l, ei);
-	const char *pkg = NULL;
-	char *data;
-	ssize_t got;
-
-	if (!scan_vendor_lists(s->vendor, layer_str(l, e->path)) ||
-	    e->size > s->limits.max_file_size || !(data = malloc(e->size + 1)))
-		return NULL;
-	got = layer_read(l, e, data, e->size, 0, NULL);
-	if (got >= 0)
-		pkg = scan_vendor_match(s->vendor, layer_str(l, e->path), data, (size_t)got);
-	free(data);
-	return pkg;
-}
-
-/*
- * Takes over what the indexing pass found in layer li (secrets_stream.c):
- * its files count as scanned, each finding gets what depends on the whole
- * image (visibility, view path; a package that installed the file makes it
- * an example, with the note the scanner itself would add), and hardlinks to
- * those files have the files' bytes scanned under their paths, as scan_one
- * does. Runs in secrets_new, before anything else can see the layer.
- */
-static int adopt_layer(struct secrets *s, uint32_t li, const struct stream_layer *st)
-{
-	const struct layer *l = image_layer(s->img, li);
-	const uint32_t n = layer_count(l);
-	struct slayer *sl = &s->layers[li];
-	struct reload rl = {s, sl->results};
-	struct scan_scanner *sc = NULL;
-	const char *pkg = NULL;
-	int r = 0;
-
-	for (size_t k = 0; r == 0 && k < st->n; k++) {
-		const struct stream_rec *rec = &st->recs[k];
-		struct scan_finding copy = *rec->f;
-		char *why = NULL;
-
-		if (rec->entry >= n)
-			return -EINVAL;
-		if (k == 0 || rec->entry != st->recs[k - 1].entry)
-			pkg = vendor_of(s, li, rec->entry);
-		if (pkg) {
-			if (asprintf(&why, "%s%svendor: package %s", copy.why ? copy.why : "",
-			             copy.why && *copy.why ? "; " : "", pkg) < 0)
-				return -ENOMEM;
-			copy.why = why;
-			copy.confidence = SCAN_CONF_EXAMPLE;
-		}
-		r = reload_one(&copy, &rl);
-		free(why);
-	}
-	for (uint32_t e = 0; r == 0 && e < n && e < st->nseen; e++) {
-		if (!st->seen[e] || layer_entry(l, e)->type != LAYER_REG)
-			continue;
-		sl->done[e] = 1;
-		sl->p.entries_done++;
-		sl->p.bytes_done += layer_entry(l, e)->size;
-		if (sl->alias_first[e] == NONE)
-			continue;
-		if (!sc && !(sc = take_scanner(s)))
-			return -ENOMEM;
-		r = scan_file(s, sc, li, e, 1);
-	}
-	if (sc)
-		give_scanner(s, sc);
-	scan_results_add_stats(sl->results, &st->stats);
-	s->files += st->files;
-	return r;
-}
-
-/*
- * The saved results of layer li: keyed by the layer, the rules and the
- * package databases of the image (a package's files give examples), which
- * ensure_vendor has read.
- */
-static char *results_file(const struct secrets *s, uint32_t li)
-{
-	char ext[64];
-
-	if (!s->cache_dir)
-		return NULL;
-	snprintf(ext, sizeof(ext), ".%.16s-%016llx.scan", scan_rules_hash(s->rules),
-	         (unsigned long long)scan_vendor_fingerprint(s->vendor));
-	return cache_file_name(s->cache_dir, image_layer_digest(s->img, li), ext);
-}
-
-/* Takes a layer's results from the cache: 0, or -ENOENT when there are none. */
-static int load_saved(struct secrets *s, uint32_t li)
-{
-	struct slayer *sl = &s->layers[li];
-	char *path = results_file(s, li);
-	struct scan_results *fresh = NULL;
-	struct reload rl = {s, NULL};
-	FILE *f = path ? fopen(path, "re") : NULL;
-	int r = -ENOENT;
-
-	if (!f)
-		goto out;
-	if ((r = scan_results_new(&fresh)) < 0)
-		goto out;
-	rl.into = fresh;
-	if ((r = scan_results_load(f, reload_one, &rl, NULL)) < 0) {
-		unlink(path); /* stale or corrupt: scan again */
-		goto out;
-	}
-	pthread_mutex_lock(&sl->lock);
-	while (sl->in_flight)
-		pthread_cond_wait(&sl->idle, &sl->lock);
-	scan_results_add_stats(fresh, scan_results_stats(sl->results));
-	scan_results_free(sl->results);
-	sl->results = fresh;
-	fresh = NULL;
-	memset(sl->done, 1, layer_count(image_layer(s->img, li)));
-	sl->p.entries_done = sl->p.entries_total;
-	sl->p.bytes_done = sl->p.bytes_total;
-	sl->p.from_cache = 1;
-	sl->p.complete = 1;
-	pthread_mutex_unlock(&sl->lock);
-out:
-	if (f)
-		fclose(f);
-	scan_results_free(fresh);
-	free(path);
-	return r;
-}
-
-/* Writes a layer's results to the cache: whole, then renamed into place. */
-static void save_results(struct secrets *s, uint32_t li)
-{
-	char *path = results_file(s, li), *tmp = NULL;
-	FILE *f = NULL;
-	int fd;
-
-	if (!path || asprintf(&tmp, "%s/.tmp-XXXXXX", s->cache_dir) < 0) {
-		free(path);
-		return;
-	}
-	fd = mkstemp(tmp); /* 0600: the file holds secrets in clear */
-	if (fd >= 0 && (f = fdopen(fd, "w"))) {
-		int ok = scan_results_save(f, s->layers[li].results, NULL) == 0;
-
-		ok = fclose(f) == 0 && ok;
-		if (!ok || rename(tmp, path) < 0)
-			unlink(tmp);
-	} else if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
-	free(tmp);
-	free(path);
-}
-
 static int full_layer(struct secrets *s, struct scan_scanner *sc, uint32_t li)
 {
 	struct slayer *sl = &s->layers[li];
 	uint32_t n = layer_count(image_layer(s->img, li));
 	int r = 0, mine;
 
-	if (load_saved(s, li) == 0)
+	if (secrets_load_saved(s, li) == 0)
 		return 0;
 	for (uint32_t i = 0; i < n && r == 0; i++) {
 		pthread_mutex_lock(&sl->lock);
@@ -579,7 +343,7 @@ static int full_layer(struct secrets *s, struct scan_scanner *sc, uint32_t li)
 	sl->p.complete = r == 0;
 	pthread_mutex_unlock(&sl->lock);
 	if (r == 0)
-		save_results(s, li);
+		secrets_save_results(s, li);
 	return r;
 }
 
@@ -593,7 +357,7 @@ struct full_job {
 static void *full_worker(void *arg)
 {
 	struct full_job *job = arg;
-	struct scan_scanner *sc = take_scanner(job->s);
+	struct scan_scanner *sc = secrets_take_scanner(job->s);
 
 	for (;;) {
 		uint32_t i;
@@ -612,14 +376,14 @@ static void *full_worker(void *arg)
 		}
 	}
 	if (sc)
-		give_scanner(job->s, sc);
+		secrets_give_scanner(job->s, sc);
 	return NULL;
 }
 
 static int scan_config_once(struct secrets *s)
 {
 	const struct source_image *si = image_source(s->img);
-	struct scan_scanner *sc = take_scanner(s);
+	struct scan_scanner *sc = secrets_take_scanner(s);
 	struct scan_results *res = NULL;
 	struct scan_target t = {.path = "config", .visibility = "config", .layer = -1};
 	int r;
@@ -628,7 +392,7 @@ static int scan_config_once(struct secrets *s)
 		return -ENOMEM;
 	if ((r = scan_results_new(&res)) == 0)
 		r = scan_config(sc, &t, si->config, si->config_len, scan_results_add, res, NULL);
-	give_scanner(s, sc);
+	secrets_give_scanner(s, sc);
 	pthread_mutex_lock(&s->lock);
 	if (r == 0 && !s->config) {
 		s->config = res;
@@ -854,7 +618,7 @@ int secrets_new(struct image *img, const struct secrets_opts *opts, struct secre
 			goto fail;
 		}
 		for (uint32_t i = 0; i < s->n && i < s->stream->nlayers; i++) {
-			if ((r = adopt_layer(s, i, &s->stream->layers[i])) < 0) {
+			if ((r = secrets_adopt_layer(s, i, &s->stream->layers[i])) < 0) {
 				err_set(err, r, "%s: taking over the scan of the indexing pass: %s",
 				        image_layer_digest(img, i), strerror(-r));
 				goto fail;

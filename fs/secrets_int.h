@@ -7,6 +7,7 @@
 #define STRATA_SECRETS_INT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "secrets.h"
 
@@ -50,6 +51,63 @@ struct secrets_stream {
 	struct stream_layer *layers;
 	uint32_t nlayers;
 };
+
+/* An opened image's scan state (secrets.c); all of it lives here so that
+ * secrets_reload.c can re-add findings. */
+struct slayer {
+	pthread_mutex_t lock;
+	pthread_cond_t idle; /* signalled when in_flight drops to 0 */
+	struct scan_results *results;
+	uint8_t *done;         /* per entry: scanned (or claimed by a scan in progress) */
+	uint32_t *alias_next;  /* per entry: next hardlink entry with the same target, or NONE */
+	uint32_t *alias_first; /* per entry: first hardlink entry whose target it is, or NONE */
+	uint32_t in_flight;    /* entry scans running outside the lock */
+	struct secrets_layer_progress p;
+};
+
+struct hidden_key {
+	uint32_t layer;
+	const char *path;
+	uint32_t how;
+};
+
+struct secrets {
+	struct image *img;
+	struct scan_rules *rules;            /* owned unless stream is set */
+	const struct secrets_stream *stream; /* taken over in secrets_new */
+	struct scan_vendor *vendor;
+	struct scan_limits limits;
+	struct scan_options sopts;
+	struct scanner_pool pool; /* idle scanners for lazy scans and workers */
+	struct slayer *layers;
+	uint32_t n;
+	struct hidden_key *hidden; /* open addressing on (layer, path) */
+	uint32_t hmask;
+	char *cache_dir; /* NULL: no saved results */
+	unsigned threads;
+
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t done_cond;
+	struct scan_results *config;
+	int full_running, full_done;
+	struct timespec started, ended;
+	int has_started;
+	uint64_t files;
+};
+
+#define NONE UINT32_MAX
+
+const char *secrets_visibility(const struct secrets *s, uint32_t layer, const char *path);
+struct scan_scanner *secrets_take_scanner(struct secrets *s);
+void secrets_give_scanner(struct secrets *s, struct scan_scanner *sc);
+/* Scans entry ei's bytes under its path (unless aliases_only) and its hardlinks' paths. */
+int secrets_scan_file(struct secrets *s, struct scan_scanner *sc, uint32_t li, uint32_t ei,
+                      int aliases_only);
+
+/* secrets_reload.c: saved results (0, or -ENOENT when none) and the indexing pass's. */
+int secrets_load_saved(struct secrets *s, uint32_t li);
+void secrets_save_results(struct secrets *s, uint32_t li);
+int secrets_adopt_layer(struct secrets *s, uint32_t li, const struct stream_layer *st);
 
 /* The built-in rules with opts->rules_file merged over them. */
 int secrets_rules_load(const struct secrets_opts *opts, struct scan_rules **ret, struct err *err);
