@@ -69,14 +69,26 @@ void image_opts_default(struct image_opts *o)
 	o->spill_max = BLOB_SPILL_MAX_DEFAULT;
 }
 
+static int add_warning(struct image *img, const char *msg)
+{
+	char **w = realloc(img->warnings, (img->nwarnings + 1) * sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	img->warnings = w;
+	w[img->nwarnings] = strdup(msg);
+	if (!w[img->nwarnings])
+		return -ENOMEM;
+	img->nwarnings++;
+	return 0;
+}
+
 /*
  * The spill pool of the image, when it can have one: in the cache directory,
  * which is this user's and kept private (0700), or else in the temporary
  * directory, where nothing of it has a name anyway. No pool: reads
  * decompress, as before spills existed.
  */
-static int add_warning(struct image *img, const char *msg);
-
 static void open_spill(struct image *img, const struct image_opts *opts)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -109,20 +121,6 @@ static void open_spill(struct image *img, const struct image_opts *opts)
 		return;
 	}
 	img->spill_dir = dir;
-}
-
-static int add_warning(struct image *img, const char *msg)
-{
-	char **w = realloc(img->warnings, (img->nwarnings + 1) * sizeof(*w));
-
-	if (!w)
-		return -ENOMEM;
-	img->warnings = w;
-	w[img->nwarnings] = strdup(msg);
-	if (!w[img->nwarnings])
-		return -ENOMEM;
-	img->nwarnings++;
-	return 0;
 }
 
 static void hex(const unsigned char *d, char *out)

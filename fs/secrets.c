@@ -243,7 +243,7 @@ static int ensure_vendor(struct secrets *s);
 int secrets_scan_entry(struct secrets *s, uint32_t li, uint32_t ei)
 {
 	struct slayer *sl;
-	struct scan_scanner *sc;
+	struct scan_scanner *sc = NULL;
 	int mine, r;
 
 	if (li >= s->n || ei >= layer_count(image_layer(s->img, li)))
@@ -257,13 +257,12 @@ int secrets_scan_entry(struct secrets *s, uint32_t li, uint32_t ei)
 	note_start(s);
 	/* first, so that no scanner is made without the package databases */
 	r = ensure_vendor(s);
-	sc = r == 0 ? secrets_take_scanner(s) : NULL;
-	if (sc)
-		r = scan_one(s, sc, li, ei);
-	else if (r == 0)
+	if (r == 0 && !(sc = secrets_take_scanner(s)))
 		r = -ENOMEM;
-	if (sc)
+	if (r == 0) {
+		r = scan_one(s, sc, li, ei);
 		secrets_give_scanner(s, sc);
+	}
 	unclaim(sl);
 	return r;
 }

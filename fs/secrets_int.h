@@ -37,7 +37,6 @@ struct stream_layer {
 	uint8_t *seen; /* per entry: 1 when its bytes went through here */
 	size_t nseen;
 	struct scan_stats stats;
-	uint64_t files; /* regular files seen, over the size limit included */
 };
 
 struct secrets_stream {

@@ -109,6 +109,7 @@ int secrets_adopt_layer(struct secrets *s, uint32_t li, const struct stream_laye
 		if (!st->seen[e] || layer_entry(l, e)->type != LAYER_REG)
 			continue;
 		sl->done[e] = 1;
+		s->files++;
 		sl->p.entries_done++;
 		sl->p.bytes_done += layer_entry(l, e)->size;
 		if (sl->alias_first[e] == NONE)
@@ -120,7 +121,6 @@ int secrets_adopt_layer(struct secrets *s, uint32_t li, const struct stream_laye
 	if (sc)
 		secrets_give_scanner(s, sc);
 	scan_results_add_stats(sl->results, &st->stats);
-	s->files += st->files;
 	return r;
 }
 

@@ -161,7 +161,6 @@ static int stream_file(void *opaque, uint32_t li, uint32_t entry, const char *pa
 		sl->n += h.n;
 		h.n = 0;
 		sl->seen[entry] = 1;
-		sl->files++;
 		scan_stats_add(&sl->stats, &delta);
 	}
 	pthread_mutex_unlock(&st->lock);
